@@ -1,0 +1,773 @@
+
+/*
+ * Copyright (C) The ngx_llm_router authors
+ */
+
+
+#include "ngx_http_llm_router.h"
+
+
+/*
+ * The router's content handler.  A chat request is read and validated,
+ * its candidate endpoints are listed, and each attempt is a subrequest to
+ * the internal upstream location.  Attempts are started from the main
+ * request only (never nested), the next one from the main request's write
+ * handler after the previous one has finished.  Nothing of a failed attempt
+ * reaches the client: the relay filters commit the client's response only
+ * when an attempt delivers its first useful bytes.
+ */
+
+
+static ngx_int_t ngx_http_llm_method_not_allowed(ngx_http_request_t *r,
+    const char *allow);
+static void ngx_http_llm_chat_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llm_chat(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx);
+static ngx_int_t ngx_http_llm_validate_messages(ngx_http_request_t *r,
+    json_t *messages);
+static ngx_int_t ngx_http_llm_start_attempt(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx);
+static ngx_int_t ngx_http_llm_subrequest_headers(ngx_http_request_t *r,
+    ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx,
+    ngx_http_llm_endpoint_t *ep);
+static ngx_int_t ngx_http_llm_push_header(ngx_http_request_t *sr,
+    const char *name, ngx_str_t *value);
+static ngx_int_t ngx_http_llm_attempt_done(ngx_http_request_t *sr, void *data,
+    ngx_int_t rc);
+static void ngx_http_llm_resume(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_llm_retryable(ngx_http_llm_attempt_t *a);
+static ngx_int_t ngx_http_llm_send_failure(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx);
+static const char *ngx_http_llm_reason_name(ngx_uint_t reason);
+
+
+ngx_http_llm_ctx_t *
+ngx_http_llm_get_ctx(ngx_http_request_t *r)
+{
+    ngx_http_llm_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llm_router_module);
+
+    if (ctx) {
+        return ctx;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_llm_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    ctx->request = r;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_llm_router_module);
+
+    return ctx;
+}
+
+
+static ngx_int_t
+ngx_http_llm_uri_ends_with(ngx_http_request_t *r, const char *s, size_t len)
+{
+    return r->uri.len >= len
+           && ngx_strncmp(r->uri.data + r->uri.len - len, s, len) == 0;
+}
+
+
+ngx_int_t
+ngx_http_llm_router_handler(ngx_http_request_t *r)
+{
+    ngx_int_t            rc;
+    ngx_str_t            id;
+    ngx_http_llm_ctx_t  *ctx;
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_llm_uri_ends_with(r, "/chat/completions", 17)) {
+
+        if (r->method != NGX_HTTP_POST) {
+            return ngx_http_llm_method_not_allowed(r, "POST");
+        }
+
+        ctx = ngx_http_llm_get_ctx(r);
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->api = NGX_HTTP_LLM_API_CHAT;
+
+        rc = ngx_http_read_client_request_body(r,
+                                               ngx_http_llm_chat_body_handler);
+
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        return NGX_DONE;
+    }
+
+    id.data = ngx_strlcasestrn(r->uri.data, r->uri.data + r->uri.len,
+                               (u_char *) "/models/", 8 - 1);
+
+    if (id.data) {
+        id.data += 8;
+        id.len = r->uri.data + r->uri.len - id.data;
+    }
+
+    if (ngx_http_llm_uri_ends_with(r, "/models", 7) || id.data) {
+
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            return ngx_http_llm_method_not_allowed(r, "GET, HEAD");
+        }
+
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_llm_models_handler(r, id.data ? &id : NULL);
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_llm_send_error(r, NGX_HTTP_NOT_FOUND, NULL,
+                                   "unknown_url", "Unknown request URL: %V",
+                                   &r->uri);
+}
+
+
+static ngx_int_t
+ngx_http_llm_method_not_allowed(ngx_http_request_t *r, const char *allow)
+{
+    ngx_table_elt_t  *h;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Allow");
+    h->value.data = (u_char *) allow;
+    h->value.len = ngx_strlen(allow);
+
+    return ngx_http_llm_send_error(r, NGX_HTTP_NOT_ALLOWED, NULL,
+                                   "method_not_allowed",
+                                   "Method %V is not allowed on %V, use %s",
+                                   &r->method_name, &r->uri, allow);
+}
+
+
+static void
+ngx_http_llm_chat_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t            rc;
+    ngx_http_llm_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llm_router_module);
+
+    rc = ngx_http_llm_chat(r, ctx);
+
+    if (rc == NGX_DONE) {
+        return;
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static ngx_int_t
+ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
+{
+    u_char                    *data;
+    size_t                     len;
+    json_t                    *body, *v;
+    ngx_int_t                  rc;
+    ngx_str_t                  name;
+    ngx_uint_t                 i;
+    json_error_t               err;
+    ngx_http_llm_model_t      *model;
+    ngx_http_llm_endpoint_t   *ep;
+    ngx_http_llm_candidate_t  *cand;
+    ngx_http_llm_main_conf_t  *lmcf;
+
+    if (ngx_http_llm_read_body(r, &data, &len) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (len == 0) {
+        return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                       "invalid_json",
+                                       "The request body is empty; send a "
+                                       "JSON object");
+    }
+
+    body = json_loadb((const char *) data, len, JSON_ALLOW_NUL, &err);
+
+    if (body == NULL) {
+        return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                       "invalid_json",
+                                       "The request body is not valid JSON: "
+                                       "%s (line %d, column %d)",
+                                       err.text, err.line, err.column);
+    }
+
+    if (ngx_http_llm_json_own(r->pool, body) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->body = body;
+
+    if (!json_is_object(body)) {
+        return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                       "invalid_request",
+                                       "The request body must be a JSON "
+                                       "object");
+    }
+
+    rc = ngx_http_llm_json_get_str(body, "model", &name);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                       "missing_model",
+                                       "The \"model\" field is required");
+    }
+
+    if (rc == NGX_ERROR) {
+        return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                       "invalid_model",
+                                       "The \"model\" field must be a "
+                                       "string");
+    }
+
+    rc = ngx_http_llm_validate_messages(r, json_object_get(body, "messages"));
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    v = json_object_get(body, "stream");
+
+    if (v && !json_is_boolean(v) && !json_is_null(v)) {
+        return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                       "invalid_request",
+                                       "The \"stream\" field must be a "
+                                       "boolean");
+    }
+
+    ctx->stream = json_is_true(v);
+
+    v = json_object_get(body, "stream_options");
+
+    if (v && !json_is_object(v) && !json_is_null(v)) {
+        return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                       "invalid_request",
+                                       "The \"stream_options\" field must be "
+                                       "an object");
+    }
+
+    ctx->include_usage = json_is_true(json_object_get(v, "include_usage"));
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llm_router_module);
+
+    model = ngx_http_llm_find_model(lmcf, &name);
+
+    if (model == NULL) {
+        return ngx_http_llm_send_error(r, NGX_HTTP_NOT_FOUND, NULL,
+                                       "model_not_found",
+                                       "The model \"%V\" does not exist on "
+                                       "this router", &name);
+    }
+
+    ctx->model = model;
+
+    /* candidates: the model's endpoints in their configured order */
+
+    if (ngx_array_init(&ctx->candidates, r->pool, model->endpoints.nelts,
+                       sizeof(ngx_http_llm_candidate_t))
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ep = model->endpoints.elts;
+
+    for (i = 0; i < model->endpoints.nelts; i++) {
+        cand = ngx_array_push(&ctx->candidates);
+        if (cand == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cand->model = model;
+        cand->endpoint = &ep[i];
+    }
+
+    if (ngx_array_init(&ctx->attempts, r->pool, 2,
+                       sizeof(ngx_http_llm_attempt_t))
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_llm_start_attempt(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_llm_validate_messages(ngx_http_request_t *r, json_t *messages)
+{
+    size_t   i;
+    json_t  *msg, *role;
+
+    if (messages == NULL) {
+        return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                       "missing_messages",
+                                       "The \"messages\" field is required");
+    }
+
+    if (!json_is_array(messages) || json_array_size(messages) == 0) {
+        return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                       "invalid_messages",
+                                       "The \"messages\" field must be a "
+                                       "non-empty array");
+    }
+
+    json_array_foreach(messages, i, msg) {
+
+        role = json_object_get(msg, "role");
+
+        if (!json_is_object(msg) || !json_is_string(role)) {
+            return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                           "invalid_messages",
+                                           "messages[%uz] must be an object "
+                                           "with a string \"role\"", i);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llm_start_attempt(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
+{
+    size_t                       len;
+    ngx_chain_t                 *body;
+    ngx_http_request_t          *sr;
+    ngx_http_llm_attempt_t      *a;
+    ngx_http_llm_endpoint_t     *ep;
+    ngx_http_request_body_t     *rb;
+    ngx_http_llm_loc_conf_t     *llcf;
+    ngx_http_llm_candidate_t    *cand;
+    ngx_http_post_subrequest_t  *ps;
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llm_router_module);
+
+    cand = ctx->candidates.elts;
+    cand = &cand[ctx->next++];
+    ep = cand->endpoint;
+
+    a = ngx_array_push(&ctx->attempts);
+    if (a == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memzero(a, sizeof(ngx_http_llm_attempt_t));
+
+    a->model = cand->model;
+    a->endpoint = ep;
+    a->start = ngx_current_msec;
+
+    ctx->attempt = a;
+
+    if (ngx_http_llm_openai_request(ctx, ep, &body, &len) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
+    if (ps == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ps->handler = ngx_http_llm_attempt_done;
+    ps->data = ctx;
+
+    if (ngx_http_subrequest(r, &llcf->upstream_location, NULL, &sr, ps, 0)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the subrequest is only posted yet: give it its own method and body */
+
+    sr->method = NGX_HTTP_POST;
+    ngx_str_set(&sr->method_name, "POST");
+
+    rb = ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t));
+    if (rb == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rb->bufs = body;
+    sr->request_body = rb;
+
+    if (ngx_http_llm_subrequest_headers(r, sr, ctx, ep) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    sr->headers_in.content_length_n = len;
+
+    ngx_http_set_ctx(sr, ctx, ngx_http_llm_router_module);
+
+    ctx->sr = sr;
+    ctx->in.len = 0;
+    ctx->out.len = 0;
+    ctx->id.len = 0;
+    ctx->header_seen = 0;
+    ctx->failed = 0;
+    ctx->finished = 0;
+    ctx->complete = 0;
+    ctx->sse_response = 0;
+    ctx->answered = 0;
+    ctx->stream_done = 0;
+    ctx->done_sent = 0;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "llm: attempt %ui: model \"%V\" endpoint \"%V\" "
+                  "upstream model \"%V\"", ctx->attempts.nelts,
+                  &a->model->name, &ep->provider->name, &ep->model);
+
+    return NGX_DONE;
+}
+
+
+/*
+ * The subrequest gets a header list of its own: the client's headers,
+ * its Authorization above all, never reach a provider.
+ */
+
+static ngx_int_t
+ngx_http_llm_subrequest_headers(ngx_http_request_t *r, ngx_http_request_t *sr,
+    ngx_http_llm_ctx_t *ctx, ngx_http_llm_endpoint_t *ep)
+{
+    ngx_str_t  value;
+
+    ngx_memzero(&sr->headers_in, sizeof(ngx_http_headers_in_t));
+
+    if (ngx_list_init(&sr->headers_in.headers, r->pool, 4,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    sr->headers_in.content_length_n = -1;
+    sr->headers_in.keep_alive_n = -1;
+
+    ngx_str_set(&value, "application/json");
+
+    if (ngx_http_llm_push_header(sr, "Content-Type", &value) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->stream) {
+        ngx_str_set(&value, "text/event-stream");
+    }
+
+    if (ngx_http_llm_push_header(sr, "Accept", &value) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ep->provider->authorization.len
+        && ngx_http_llm_push_header(sr, "Authorization",
+                                    &ep->provider->authorization)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llm_push_header(ngx_http_request_t *sr, const char *name,
+    ngx_str_t *value)
+{
+    size_t            len;
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&sr->headers_in.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_strlen(name);
+
+    h->key.data = (u_char *) name;
+    h->key.len = len;
+    h->value = *value;
+
+    h->lowcase_key = ngx_pnalloc(sr->pool, len);
+    if (h->lowcase_key == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = ngx_hash_strlow(h->lowcase_key, h->key.data, len);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Runs when an attempt's subrequest is finalized, possibly more than once
+ * for one subrequest: it only records the outcome and hands the decision
+ * to the main request's write handler.
+ */
+
+static ngx_int_t
+ngx_http_llm_attempt_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
+{
+    ngx_http_llm_ctx_t *ctx = data;
+
+    ngx_http_request_t      *r;
+    ngx_http_llm_attempt_t  *a;
+
+    if (ctx->sr != sr || ctx->finished) {
+        return NGX_OK;
+    }
+
+    ctx->finished = 1;
+
+    r = ctx->request;
+    a = ctx->attempt;
+
+    if (r->connection->error) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "llm: client closed the connection during attempt %ui",
+                      ctx->attempts.nelts);
+        return rc;
+    }
+
+    if (!ctx->header_seen) {
+        a->reason = (rc == NGX_HTTP_GATEWAY_TIME_OUT)
+                    ? NGX_HTTP_LLM_FAIL_TIMEOUT : NGX_HTTP_LLM_FAIL_CONNECT;
+        a->status = (rc >= NGX_HTTP_SPECIAL_RESPONSE) ? (ngx_uint_t) rc
+                                                      : NGX_HTTP_BAD_GATEWAY;
+        ctx->failed = 1;
+
+    } else if (!ctx->complete) {
+        if (a->reason == NGX_HTTP_LLM_FAIL_NONE) {
+            a->reason = NGX_HTTP_LLM_FAIL_CUT;
+        }
+
+        ctx->failed = 1;
+
+    } else if (!ctx->committed && !ctx->failed) {
+        a->reason = NGX_HTTP_LLM_FAIL_INVALID;
+        ctx->failed = 1;
+    }
+
+    if (ctx->failed || !ctx->committed) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "llm: attempt %ui via \"%V\" failed: %s, status %ui%s",
+                      ctx->attempts.nelts, &a->endpoint->provider->name,
+                      ngx_http_llm_reason_name(a->reason), a->status,
+                      ctx->committed ? ", after the response started" : "");
+    }
+
+    r->write_event_handler = ngx_http_llm_resume;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_llm_resume(ngx_http_request_t *r)
+{
+    ngx_int_t                 rc;
+    ngx_http_llm_ctx_t       *ctx;
+    ngx_http_llm_loc_conf_t  *llcf;
+
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llm_router_module);
+
+    if (ctx->committed) {
+
+        if (ctx->stream && ngx_http_llm_stream_end(r, ctx) == NGX_ERROR) {
+            ngx_http_finalize_request(r, NGX_ERROR);
+            return;
+        }
+
+        ngx_http_finalize_request(r, ngx_http_send_special(r, NGX_HTTP_LAST));
+        return;
+    }
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llm_router_module);
+
+    if (ngx_http_llm_retryable(ctx->attempt)
+        && ctx->next < ctx->candidates.nelts
+        && ctx->attempts.nelts < llcf->max_attempts)
+    {
+        rc = ngx_http_llm_start_attempt(r, ctx);
+
+        if (rc != NGX_DONE) {
+            ngx_http_finalize_request(r, rc);
+        }
+
+        return;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_llm_send_failure(r, ctx));
+}
+
+
+static ngx_uint_t
+ngx_http_llm_retryable(ngx_http_llm_attempt_t *a)
+{
+    if (a->reason != NGX_HTTP_LLM_FAIL_STATUS) {
+        return a->reason != NGX_HTTP_LLM_FAIL_INTERNAL;
+    }
+
+    /*
+     * 408, 429 and 5xx are the provider's trouble; so are 401, 403 and 404:
+     * the router's key or model id is wrong there, another endpoint may do.
+     * Other 4xx answers judge the client's request and go back to it.
+     */
+
+    switch (a->status) {
+
+    case NGX_HTTP_UNAUTHORIZED:
+    case NGX_HTTP_FORBIDDEN:
+    case NGX_HTTP_NOT_FOUND:
+    case NGX_HTTP_REQUEST_TIME_OUT:
+    case NGX_HTTP_TOO_MANY_REQUESTS:
+        return 1;
+
+    default:
+        return a->status >= NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+
+/* nothing reached the client and no attempt is left: say what happened */
+
+static ngx_int_t
+ngx_http_llm_send_failure(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
+{
+    json_t                  *meta, *list, *item;
+    ngx_str_t                msg;
+    ngx_uint_t               i, status, timeouts;
+    ngx_http_llm_attempt_t  *a, *last;
+
+    a = ctx->attempts.elts;
+    last = &a[ctx->attempts.nelts - 1];
+
+    meta = json_object();
+    list = json_array();
+
+    if (meta == NULL || list == NULL
+        || json_object_set_new(meta, "previous_errors", list) != 0)
+    {
+        json_decref(meta);
+        json_decref(list);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    timeouts = 0;
+
+    for (i = 0; i < ctx->attempts.nelts; i++) {
+
+        if (a[i].reason == NGX_HTTP_LLM_FAIL_TIMEOUT) {
+            timeouts++;
+        }
+
+        item = json_pack("{s:s%,s:s%,s:i,s:s}",
+                         "provider", a[i].endpoint->provider->name.data,
+                         a[i].endpoint->provider->name.len,
+                         "model", a[i].model->name.data, a[i].model->name.len,
+                         "status", (json_int_t) a[i].status,
+                         "reason", ngx_http_llm_reason_name(a[i].reason));
+
+        if (item == NULL || json_array_append_new(list, item) != 0) {
+            json_decref(meta);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (a[i].message.len
+            && json_object_set_new(item, "message",
+                                   json_stringn((char *) a[i].message.data,
+                                                a[i].message.len))
+               != 0)
+        {
+            json_decref(meta);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (json_object_set_new(meta, "provider_name",
+                            ngx_http_llm_json_str(
+                                &last->endpoint->provider->name))
+        != 0)
+    {
+        json_decref(meta);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (last->reason == NGX_HTTP_LLM_FAIL_STATUS
+        && !ngx_http_llm_retryable(last))
+    {
+        /* the provider judged the client's request: pass its verdict on */
+
+        msg = last->message;
+
+        if (msg.len == 0) {
+            ngx_str_set(&msg, "The provider rejected the request");
+        }
+
+        return ngx_http_llm_send_error_json(r, last->status, NULL, NULL, &msg,
+                                            meta);
+    }
+
+    status = (timeouts == ctx->attempts.nelts) ? NGX_HTTP_GATEWAY_TIME_OUT
+                                               : NGX_HTTP_BAD_GATEWAY;
+
+    msg.data = ngx_pnalloc(r->pool, 256);
+    if (msg.data == NULL) {
+        json_decref(meta);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    msg.len = ngx_snprintf(msg.data, 256,
+                           "%s: %ui attempt%s failed, the last via provider "
+                           "\"%V\" (%s, status %ui)",
+                           status == NGX_HTTP_GATEWAY_TIME_OUT
+                           ? "Upstream timed out" : "No provider could answer",
+                           ctx->attempts.nelts,
+                           ctx->attempts.nelts == 1 ? "" : "s",
+                           &last->endpoint->provider->name,
+                           ngx_http_llm_reason_name(last->reason),
+                           last->status)
+              - msg.data;
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0, "llm: %V", &msg);
+
+    return ngx_http_llm_send_error_json(r, status, NULL, NULL, &msg, meta);
+}
+
+
+static const char *
+ngx_http_llm_reason_name(ngx_uint_t reason)
+{
+    static const char  *names[] = {
+        "none", "connect", "timeout", "status", "invalid", "cut", "internal"
+    };
+
+    return reason < sizeof(names) / sizeof(names[0]) ? names[reason] : "?";
+}

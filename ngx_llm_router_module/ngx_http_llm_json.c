@@ -1,0 +1,349 @@
+
+/*
+ * Copyright (C) The ngx_llm_router authors
+ */
+
+
+#include "ngx_http_llm_router.h"
+
+
+#define NGX_HTTP_LLM_JSON_FLAGS  (JSON_COMPACT|JSON_REAL_PRECISION(15))
+
+
+static void ngx_http_llm_json_cleanup(void *data);
+
+
+/*
+ * A growable byte buffer in a pool.  Old blocks are given back with
+ * ngx_pfree() when the pool took them as large allocations.
+ */
+
+ngx_int_t
+ngx_http_llm_sbuf_reserve(ngx_pool_t *pool, ngx_http_llm_sbuf_t *sb,
+    size_t len)
+{
+    u_char  *p;
+    size_t   size;
+
+    if (sb->size - sb->len >= len) {
+        return NGX_OK;
+    }
+
+    size = sb->size ? 2 * sb->size : 256;
+
+    if (size < sb->len + len) {
+        size = sb->len + len;
+    }
+
+    p = ngx_pnalloc(pool, size);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (sb->len) {
+        ngx_memcpy(p, sb->data, sb->len);
+    }
+
+    if (sb->data) {
+        (void) ngx_pfree(pool, sb->data);
+    }
+
+    sb->data = p;
+    sb->size = size;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_llm_sbuf_append(ngx_pool_t *pool, ngx_http_llm_sbuf_t *sb,
+    u_char *data, size_t len, size_t max)
+{
+    if (max && sb->len + len > max) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_llm_sbuf_reserve(pool, sb, len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(sb->data + sb->len, data, len);
+    sb->len += len;
+
+    return NGX_OK;
+}
+
+
+/* serializes "json" at the end of "sb" without going through malloc() */
+
+ngx_int_t
+ngx_http_llm_json_append(ngx_pool_t *pool, json_t *json,
+    ngx_http_llm_sbuf_t *sb)
+{
+    size_t  n;
+
+    if (ngx_http_llm_sbuf_reserve(pool, sb, 1024) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    n = json_dumpb(json, (char *) sb->data + sb->len, sb->size - sb->len,
+                   NGX_HTTP_LLM_JSON_FLAGS);
+
+    if (n == 0) {
+        return NGX_ERROR;
+    }
+
+    if (n > sb->size - sb->len) {
+
+        if (ngx_http_llm_sbuf_reserve(pool, sb, n) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        n = json_dumpb(json, (char *) sb->data + sb->len, n,
+                       NGX_HTTP_LLM_JSON_FLAGS);
+
+        if (n == 0) {
+            return NGX_ERROR;
+        }
+    }
+
+    sb->len += n;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_llm_json_dump(ngx_pool_t *pool, json_t *json, ngx_http_llm_sbuf_t *sb)
+{
+    sb->len = 0;
+
+    return ngx_http_llm_json_append(pool, json, sb);
+}
+
+
+/* hands a reference to the pool: it is released when the pool goes */
+
+ngx_int_t
+ngx_http_llm_json_own(ngx_pool_t *pool, json_t *json)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(pool, 0);
+    if (cln == NULL) {
+        json_decref(json);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_llm_json_cleanup;
+    cln->data = json;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_llm_json_cleanup(void *data)
+{
+    json_t *json = data;
+
+    json_decref(json);
+}
+
+
+json_t *
+ngx_http_llm_json_str(ngx_str_t *s)
+{
+    return json_stringn((const char *) s->data, s->len);
+}
+
+
+/* NGX_OK: a string; NGX_DECLINED: absent or null; NGX_ERROR: another type */
+
+ngx_int_t
+ngx_http_llm_json_get_str(json_t *obj, const char *key, ngx_str_t *value)
+{
+    json_t  *v;
+
+    v = json_object_get(obj, key);
+
+    if (v == NULL || json_is_null(v)) {
+        return NGX_DECLINED;
+    }
+
+    if (!json_is_string(v)) {
+        return NGX_ERROR;
+    }
+
+    value->data = (u_char *) json_string_value(v);
+    value->len = json_string_length(v);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The request body in one piece of memory.  A body in one memory buffer is
+ * used in place; a body nginx wrote to a temporary file is read back.
+ */
+
+ngx_int_t
+ngx_http_llm_read_body(ngx_http_request_t *r, u_char **data, size_t *len)
+{
+    u_char       *p;
+    off_t         size;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    *data = NULL;
+    *len = 0;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+        *data = cl->buf->pos;
+        *len = cl->buf->last - cl->buf->pos;
+        return NGX_OK;
+    }
+
+    size = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        size += ngx_buf_size(cl->buf);
+    }
+
+    if (size == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) size);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *data = p;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
+                              b->file_pos);
+
+            if (n != b->file_last - b->file_pos) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "llm: cannot read the request body from \"%V\"",
+                              &b->file->name);
+                return NGX_ERROR;
+            }
+
+            p += n;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    *len = p - *data;
+
+    return NGX_OK;
+}
+
+
+/* pico-USD per token as a decimal string of USD per token: "0.0000025" */
+
+u_char *
+ngx_http_llm_price_string(u_char *p, int64_t pico)
+{
+    u_char   frac[12];
+    int64_t  whole, rest;
+    size_t   n;
+
+    if (pico < 0) {
+        *p++ = '-';
+        pico = -pico;
+    }
+
+    whole = pico / 1000000000000LL;
+    rest = pico % 1000000000000LL;
+
+    p = ngx_sprintf(p, "%L", whole);
+
+    if (rest == 0) {
+        return p;
+    }
+
+    for (n = 12; n > 0; n--) {
+        frac[n - 1] = (u_char) ('0' + rest % 10);
+        rest /= 10;
+    }
+
+    n = 12;
+
+    while (frac[n - 1] == '0') {
+        n--;
+    }
+
+    *p++ = '.';
+
+    return ngx_cpymem(p, frac, n);
+}
+
+
+/* a copy of at most 512 bytes with control characters made spaces */
+
+ngx_int_t
+ngx_http_llm_printable(ngx_pool_t *pool, u_char *data, size_t len,
+    ngx_str_t *out)
+{
+    u_char  *p;
+    size_t   i;
+
+    len = ngx_min(len, 512);
+
+    p = ngx_pnalloc(pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < len; i++) {
+        p[i] = (data[i] < 0x20 || data[i] == 0x7f) ? ' ' : data[i];
+    }
+
+    while (len && p[len - 1] == ' ') {
+        len--;
+    }
+
+    out->data = p;
+    out->len = len;
+
+    return NGX_OK;
+}
+
+
+/* overwrites every occurrence of a secret in a text we own */
+
+void
+ngx_http_llm_redact(ngx_str_t *text, ngx_str_t *secret)
+{
+    u_char  *p, *last;
+
+    if (secret->len < 4 || text->len < secret->len) {
+        return;
+    }
+
+    p = text->data;
+    last = text->data + text->len;
+
+    while ((p = ngx_strlcasestrn(p, last, secret->data, secret->len - 1))
+           != NULL)
+    {
+        ngx_memset(p, '*', secret->len);
+        p += secret->len;
+    }
+}

@@ -1,0 +1,748 @@
+
+/*
+ * Copyright (C) The ngx_llm_router authors
+ */
+
+
+#include "ngx_http_llm_router.h"
+
+
+/*
+ * Header and body filters.
+ *
+ * On the router's own subrequests they keep the provider's answer from the
+ * client until it proves useful: an error status or a broken answer is
+ * swallowed (and kept for the error message) so that the next endpoint can
+ * be tried; a good answer is translated and relayed.  A JSON answer is
+ * relayed whole, a stream event by event as it arrives.  The client's
+ * response header is sent ("committed") together with the first useful
+ * bytes, never earlier.
+ *
+ * On a main request in an llm location they replace nginx's HTML error
+ * pages (413, 408, 500 ...) with OpenAI's error JSON.
+ */
+
+
+static ngx_int_t ngx_http_llm_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llm_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_int_t ngx_http_llm_attempt_header(ngx_http_request_t *sr,
+    ngx_http_llm_ctx_t *ctx);
+static ngx_int_t ngx_http_llm_attempt_body(ngx_http_request_t *sr,
+    ngx_http_llm_ctx_t *ctx, ngx_chain_t *in);
+static ngx_int_t ngx_http_llm_relay_stream(ngx_http_request_t *sr,
+    ngx_http_llm_ctx_t *ctx, u_char *pos, u_char *last);
+static ngx_int_t ngx_http_llm_relay_json(ngx_http_request_t *sr,
+    ngx_http_llm_ctx_t *ctx);
+static void ngx_http_llm_attempt_failed(ngx_http_request_t *sr,
+    ngx_http_llm_ctx_t *ctx, ngx_uint_t reason, const char *why);
+static void ngx_http_llm_keep_error(ngx_http_request_t *sr,
+    ngx_http_llm_ctx_t *ctx);
+static ngx_int_t ngx_http_llm_error_page_header(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx);
+static ngx_int_t ngx_http_llm_error_page_body(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx, ngx_chain_t *in);
+static void ngx_http_llm_consume(ngx_chain_t *in);
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
+ngx_int_t
+ngx_http_llm_relay_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_llm_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_llm_body_filter;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llm_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_llm_ctx_t       *ctx;
+    ngx_http_llm_loc_conf_t  *llcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llm_router_module);
+
+    if (r != r->main) {
+
+        if (ctx == NULL) {
+            return ngx_http_next_header_filter(r);
+        }
+
+        if (ctx->sr != r || ctx->finished) {
+            /* a finished attempt, or nginx's error page for it */
+            return NGX_OK;
+        }
+
+        return ngx_http_llm_attempt_header(r, ctx);
+    }
+
+    if (r->headers_out.status < NGX_HTTP_BAD_REQUEST
+        || (ctx && ctx->own_output))
+    {
+        return ngx_http_next_header_filter(r);
+    }
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llm_router_module);
+
+    if (!llcf->json_errors) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    return ngx_http_llm_error_page_header(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_llm_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_http_llm_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llm_router_module);
+
+    if (ctx == NULL) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    if (r != r->main) {
+
+        if (ctx->sr != r || ctx->finished) {
+            ngx_http_llm_consume(in);
+            return NGX_OK;
+        }
+
+        return ngx_http_llm_attempt_body(r, ctx, in);
+    }
+
+    if (ctx->error_status) {
+        return ngx_http_llm_error_page_body(r, ctx, in);
+    }
+
+    return ngx_http_next_body_filter(r, in);
+}
+
+
+static ngx_int_t
+ngx_http_llm_attempt_header(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx)
+{
+    ngx_str_t               *type;
+    ngx_http_llm_attempt_t  *a;
+
+    a = ctx->attempt;
+
+    ctx->header_seen = 1;
+    a->status = sr->headers_out.status;
+
+    if (a->status < NGX_HTTP_OK || a->status >= NGX_HTTP_SPECIAL_RESPONSE) {
+        ctx->failed = 1;
+        a->reason = NGX_HTTP_LLM_FAIL_STATUS;
+        return NGX_OK;
+    }
+
+    type = &sr->headers_out.content_type;
+
+    if (type->len >= sizeof("text/event-stream") - 1
+        && ngx_strncasecmp(type->data, (u_char *) "text/event-stream",
+                           sizeof("text/event-stream") - 1)
+           == 0)
+    {
+        ctx->sse_response = 1;
+        ngx_http_llm_sse_init(&ctx->sse, sr->pool, NGX_HTTP_LLM_MAX_RESPONSE);
+        return NGX_OK;
+    }
+
+    if (sr->headers_out.content_length_n > NGX_HTTP_LLM_MAX_RESPONSE) {
+        ngx_http_llm_attempt_failed(sr, ctx, NGX_HTTP_LLM_FAIL_INVALID,
+                                    "the answer is too large");
+        return NGX_OK;
+    }
+
+    if (sr->headers_out.content_length_n > 0
+        && ngx_http_llm_sbuf_reserve(sr->pool, &ctx->in,
+                                     sr->headers_out.content_length_n)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llm_attempt_body(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx,
+    ngx_chain_t *in)
+{
+    size_t        size;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+        size = b->last - b->pos;
+
+        if (size && ctx->failed) {
+            if (ctx->in.len < NGX_HTTP_LLM_MAX_ERROR_BODY) {
+                if (ngx_http_llm_sbuf_append(sr->pool, &ctx->in, b->pos,
+                                             ngx_min(size,
+                                                 NGX_HTTP_LLM_MAX_ERROR_BODY
+                                                 - ctx->in.len),
+                                             0)
+                    != NGX_OK)
+                {
+                    return NGX_ERROR;
+                }
+            }
+
+        } else if (size && ctx->sse_response) {
+            rc = ngx_http_llm_relay_stream(sr, ctx, b->pos, b->last);
+            if (rc == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+
+        } else if (size) {
+            rc = ngx_http_llm_sbuf_append(sr->pool, &ctx->in, b->pos, size,
+                                          NGX_HTTP_LLM_MAX_RESPONSE);
+            if (rc == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+
+            if (rc == NGX_DECLINED) {
+                ngx_http_llm_attempt_failed(sr, ctx, NGX_HTTP_LLM_FAIL_INVALID,
+                                            "the answer is too large");
+            }
+        }
+
+        b->pos = b->last;
+
+        if (!b->last_in_chain && !b->last_buf) {
+            continue;
+        }
+
+        ctx->complete = 1;
+
+        if (ctx->failed) {
+            ngx_http_llm_keep_error(sr, ctx);
+            return NGX_OK;
+        }
+
+        if (!ctx->sse_response) {
+            return ngx_http_llm_relay_json(sr, ctx);
+        }
+
+        if (!ctx->committed) {
+            ngx_http_llm_attempt_failed(sr, ctx, NGX_HTTP_LLM_FAIL_INVALID,
+                                        "the stream ended without an answer");
+            return NGX_OK;
+        }
+
+        if (!ctx->stream_done) {
+            /* the provider closed the stream without its final event */
+            ctx->complete = 0;
+        }
+
+        return NGX_OK;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llm_relay_stream(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx,
+    u_char *pos, u_char *last)
+{
+    ngx_int_t                 rc;
+    ngx_http_llm_sse_event_t  ev;
+
+    for ( ;; ) {
+        rc = ngx_http_llm_sse_parse(&ctx->sse, &pos, last, &ev);
+
+        if (rc == NGX_AGAIN) {
+            break;
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_http_llm_attempt_failed(sr, ctx, NGX_HTTP_LLM_FAIL_INVALID,
+                                        "an event is too large");
+            break;
+        }
+
+        rc = ngx_http_llm_openai_event(ctx, &ev, &ctx->out);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_ABORT) {
+            ngx_http_llm_redact(&ctx->attempt->message,
+                                &ctx->attempt->endpoint->provider->key);
+            ngx_http_llm_attempt_failed(sr, ctx, NGX_HTTP_LLM_FAIL_INVALID,
+                                        "the provider reported an error in "
+                                        "the stream");
+            break;
+        }
+
+        if (rc == NGX_DECLINED) {
+
+            if (!ctx->committed) {
+                ngx_http_llm_attempt_failed(sr, ctx,
+                                            NGX_HTTP_LLM_FAIL_INVALID,
+                                            "the stream is not a chat "
+                                            "completion stream");
+                break;
+            }
+
+            ngx_log_error(NGX_LOG_WARN, sr->connection->log, 0,
+                          "llm: provider \"%V\" sent an unusable event, "
+                          "skipped", &ctx->attempt->endpoint->provider->name);
+        }
+    }
+
+    if (ctx->failed && !ctx->committed) {
+        /* nothing of a failed attempt reaches the client */
+        ctx->out.len = 0;
+        return NGX_OK;
+    }
+
+    if (ctx->out.len == 0 || (!ctx->committed && !ctx->answered)) {
+        /* nothing to send yet, or nothing that proves the attempt good */
+        return NGX_OK;
+    }
+
+    if (!ctx->committed) {
+        ctx->attempt->ttft = ngx_current_msec - ctx->attempt->start;
+
+        if (ngx_http_llm_commit(ctx->request, ctx, -1) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    rc = ngx_http_llm_output(sr, ctx, ctx->out.data, ctx->out.len, 0);
+
+    ctx->out.len = 0;
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_llm_relay_json(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    if (ctx->stream) {
+        rc = ngx_http_llm_openai_json_to_stream(ctx, ctx->in.data,
+                                                ctx->in.len, &ctx->out);
+    } else {
+        rc = ngx_http_llm_openai_response(ctx, ctx->in.data, ctx->in.len,
+                                          &ctx->out);
+    }
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_llm_keep_error(sr, ctx);
+        ngx_http_llm_attempt_failed(sr, ctx, NGX_HTTP_LLM_FAIL_INVALID,
+                                    "the answer is not a chat completion");
+        return NGX_OK;
+    }
+
+    ctx->attempt->ttft = ngx_current_msec - ctx->attempt->start;
+
+    if (ngx_http_llm_commit(ctx->request, ctx,
+                            ctx->stream ? -1 : (off_t) ctx->out.len)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_llm_output(sr, ctx, ctx->out.data, ctx->out.len, 1);
+
+    ctx->out.len = 0;
+
+    return rc;
+}
+
+
+static void
+ngx_http_llm_attempt_failed(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx,
+    ngx_uint_t reason, const char *why)
+{
+    ngx_http_llm_attempt_t  *a;
+
+    a = ctx->attempt;
+
+    if (!ctx->failed) {
+        ctx->failed = 1;
+        a->reason = reason;
+
+        ngx_log_error(NGX_LOG_INFO, sr->connection->log, 0,
+                      "llm: provider \"%V\": %s",
+                      &a->endpoint->provider->name, why);
+    }
+}
+
+
+/* the provider's error message, for the client and for the log */
+
+static void
+ngx_http_llm_keep_error(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx)
+{
+    ngx_http_llm_attempt_t  *a;
+
+    a = ctx->attempt;
+
+    if (a->message.len || ctx->in.len == 0) {
+        return;
+    }
+
+    if (a->status == NGX_HTTP_UNAUTHORIZED || a->status == NGX_HTTP_FORBIDDEN) {
+        /* it may quote the router's own key: never pass it on */
+        ngx_str_set(&a->message,
+                    "The provider did not accept the router's credentials");
+        return;
+    }
+
+    (void) ngx_http_llm_openai_error_message(sr->pool, ctx->in.data,
+                                             ctx->in.len, &a->message);
+
+    ngx_http_llm_redact(&a->message, &a->endpoint->provider->key);
+}
+
+
+/*
+ * Sends the client's response header.  From here on the answer belongs to
+ * this attempt: no fallback can follow.
+ */
+
+ngx_int_t
+ngx_http_llm_commit(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
+    off_t content_length)
+{
+    ngx_int_t         rc;
+    ngx_table_elt_t  *h;
+
+    if (ctx->committed) {
+        return NGX_OK;
+    }
+
+    ctx->committed = 1;
+    ctx->own_output = 1;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = content_length;
+
+    if (ctx->stream) {
+        ngx_str_set(&r->headers_out.content_type, "text/event-stream");
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Cache-Control");
+        ngx_str_set(&h->value, "no-cache");
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "X-Accel-Buffering");
+        ngx_str_set(&h->value, "no");
+
+    } else {
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+    }
+
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Passes bytes on, through the subrequest "r" while an attempt runs or
+ * through the main request after it.  Buffers are reused once the client
+ * has taken them, so a long stream does not grow the pool.
+ */
+
+ngx_int_t
+ngx_http_llm_output(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
+    u_char *data, size_t len, ngx_uint_t last)
+{
+    size_t        size;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    cl = ngx_chain_get_free_buf(r->pool, &ctx->free);
+    if (cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    b = cl->buf;
+
+    if (b->start == NULL || (size_t) (b->end - b->start) < len) {
+
+        if (b->start) {
+            (void) ngx_pfree(r->pool, b->start);
+        }
+
+        size = ngx_max(len, 4096);
+
+        b->start = ngx_palloc(r->pool, size);
+        if (b->start == NULL) {
+            return NGX_ERROR;
+        }
+
+        b->end = b->start + size;
+    }
+
+    b->pos = b->start;
+    b->last = ngx_cpymem(b->start, data, len);
+    b->temporary = 1;
+    b->flush = 1;
+    b->tag = (ngx_buf_tag_t) &ngx_http_llm_router_module;
+
+    if (last) {
+        if (r == r->main) {
+            b->last_buf = 1;
+        }
+
+        b->last_in_chain = 1;
+    }
+
+    rc = ngx_http_next_body_filter(r, cl);
+
+    ngx_chain_update_chains(r->pool, &ctx->free, &ctx->busy, &cl,
+                            (ngx_buf_tag_t) &ngx_http_llm_router_module);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_llm_error_page_header(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
+{
+    json_t     *json;
+    ngx_str_t   msg;
+    ngx_uint_t  status;
+
+    if (ctx == NULL) {
+        ctx = ngx_http_llm_get_ctx(r);
+        if (ctx == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    status = r->headers_out.status;
+
+    switch (status) {
+
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        ngx_str_set(&msg, "The request body is too large");
+        break;
+
+    case NGX_HTTP_REQUEST_TIME_OUT:
+        ngx_str_set(&msg, "The request body did not arrive in time");
+        break;
+
+    case NGX_HTTP_BAD_REQUEST:
+        ngx_str_set(&msg, "The request is malformed");
+        break;
+
+    case NGX_HTTP_NOT_ALLOWED:
+        ngx_str_set(&msg, "The method is not allowed");
+        break;
+
+    case NGX_HTTP_NOT_FOUND:
+        ngx_str_set(&msg, "Not found");
+        break;
+
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+        ngx_str_set(&msg, "The service is unavailable");
+        break;
+
+    default:
+        if (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
+            ngx_str_set(&msg, "The router failed to handle the request");
+
+        } else {
+            ngx_str_set(&msg, "The request cannot be handled");
+        }
+    }
+
+    json = ngx_http_llm_error_json(status, NULL, NULL, &msg, NULL);
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->error_body.len = 0;
+
+    if (ngx_http_llm_json_dump(r->pool, json, &ctx->error_body) != NGX_OK) {
+        json_decref(json);
+        return NGX_ERROR;
+    }
+
+    json_decref(json);
+
+    ctx->error_status = status;
+    ctx->error_sent = 0;
+
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.charset.len = 0;
+    r->headers_out.content_length_n = ctx->error_body.len;
+
+    if (r->headers_out.content_length) {
+        r->headers_out.content_length->hash = 0;
+        r->headers_out.content_length = NULL;
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_llm_error_page_body(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
+    ngx_chain_t *in)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    ngx_http_llm_consume(in);
+
+    if (ctx->error_sent || in == NULL) {
+        return NGX_OK;
+    }
+
+    ctx->error_sent = 1;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = ctx->error_body.data;
+    b->last = ctx->error_body.data + ctx->error_body.len;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_next_body_filter(r, &out);
+}
+
+
+/* the stream's last words once the provider is done: [DONE] or an error */
+
+ngx_int_t
+ngx_http_llm_stream_end(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
+{
+    json_t                  *chunk;
+    ngx_int_t                rc;
+    ngx_str_t                msg;
+    ngx_http_llm_sbuf_t      sb;
+    ngx_http_llm_attempt_t  *a;
+
+    if (!ctx->failed) {
+        if (ctx->done_sent) {
+            return NGX_OK;
+        }
+
+        ctx->done_sent = 1;
+
+        return ngx_http_llm_output(r, ctx, (u_char *) "data: [DONE]\n\n",
+                                   sizeof("data: [DONE]\n\n") - 1, 0);
+    }
+
+    a = ctx->attempt;
+    msg = a->message;
+
+    if (msg.len == 0) {
+        if (a->reason == NGX_HTTP_LLM_FAIL_TIMEOUT) {
+            ngx_str_set(&msg, "The provider stopped sending; the answer is "
+                              "incomplete");
+
+        } else {
+            ngx_str_set(&msg, "The provider's stream broke off; the answer is "
+                              "incomplete");
+        }
+    }
+
+    chunk = json_pack("{s:s%,s:s,s:I,s:s%,s:s%,"
+                      "s:{s:s%,s:s,s:I},s:[{s:i,s:{},s:s}]}",
+                      "id", ctx->id.data ? (char *) ctx->id.data : "",
+                      ctx->id.len,
+                      "object", "chat.completion.chunk",
+                      "created", (json_int_t) ngx_time(),
+                      "model", a->model->name.data, a->model->name.len,
+                      "provider", a->endpoint->provider->name.data,
+                      a->endpoint->provider->name.len,
+                      "error",
+                        "message", msg.data, msg.len,
+                        "type", "api_error",
+                        "code", (json_int_t) NGX_HTTP_BAD_GATEWAY,
+                      "choices",
+                        "index", 0,
+                        "delta",
+                        "finish_reason", "error");
+
+    if (chunk == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&sb, sizeof(ngx_http_llm_sbuf_t));
+
+    rc = NGX_ERROR;
+
+    if (ngx_http_llm_sbuf_append(r->pool, &sb, (u_char *) "data: ", 6, 0)
+        == NGX_OK
+        && ngx_http_llm_json_append(r->pool, chunk, &sb) == NGX_OK
+        && ngx_http_llm_sbuf_append(r->pool, &sb, (u_char *) "\n\n", 2, 0)
+           == NGX_OK)
+    {
+        rc = ngx_http_llm_output(r, ctx, sb.data, sb.len, 0);
+    }
+
+    json_decref(chunk);
+
+    return rc;
+}
+
+
+static void
+ngx_http_llm_consume(ngx_chain_t *in)
+{
+    for ( /* void */ ; in; in = in->next) {
+        in->buf->pos = in->buf->last;
+
+        if (in->buf->in_file) {
+            in->buf->file_pos = in->buf->file_last;
+        }
+    }
+}

@@ -1,0 +1,278 @@
+
+/*
+ * Copyright (C) The ngx_llm_router authors
+ */
+
+
+#ifndef _NGX_HTTP_LLM_ROUTER_H_INCLUDED_
+#define _NGX_HTTP_LLM_ROUTER_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <jansson.h>
+
+
+#define NGX_HTTP_LLM_FORMAT_OPENAI      0
+#define NGX_HTTP_LLM_FORMAT_ANTHROPIC   1
+#define NGX_HTTP_LLM_FORMAT_GEMINI      2
+
+/* client API a request came in on */
+#define NGX_HTTP_LLM_API_CHAT           1
+#define NGX_HTTP_LLM_API_MODELS         2
+
+/* why an attempt failed */
+#define NGX_HTTP_LLM_FAIL_NONE          0
+#define NGX_HTTP_LLM_FAIL_CONNECT       1   /* refused, reset, bad header */
+#define NGX_HTTP_LLM_FAIL_TIMEOUT       2   /* proxy timed out */
+#define NGX_HTTP_LLM_FAIL_STATUS        3   /* provider answered >= 300 */
+#define NGX_HTTP_LLM_FAIL_INVALID       4   /* provider answer unusable */
+#define NGX_HTTP_LLM_FAIL_CUT           5   /* ended before completion */
+#define NGX_HTTP_LLM_FAIL_INTERNAL      6   /* the router itself failed */
+
+/* a provider's JSON answer is never allowed to grow past this */
+#define NGX_HTTP_LLM_MAX_RESPONSE       (32 * 1024 * 1024)
+/* a provider's error body is kept up to this many bytes for the message */
+#define NGX_HTTP_LLM_MAX_ERROR_BODY     8192
+
+
+typedef struct {
+    ngx_str_t                   name;
+    ngx_str_t                   url;          /* base URL, no trailing '/' */
+    ngx_uint_t                  format;
+    ngx_str_t                   key;          /* secret: never logged */
+    ngx_str_t                   authorization;  /* "Bearer <key>" or empty */
+} ngx_http_llm_provider_t;
+
+
+typedef struct {
+    ngx_http_llm_provider_t    *provider;
+    ngx_str_t                   model;        /* the provider's model id */
+    ngx_str_t                   chat_url;     /* full URL for chat */
+    int64_t                     input_price;  /* pico-USD per token */
+    int64_t                     output_price; /* pico-USD per token */
+} ngx_http_llm_endpoint_t;
+
+
+typedef struct {
+    ngx_str_t                   name;
+    ngx_array_t                 endpoints;    /* ngx_http_llm_endpoint_t */
+    ngx_uint_t                  context;
+    u_char                     *file;
+    ngx_uint_t                  line;
+} ngx_http_llm_model_t;
+
+
+typedef struct {
+    ngx_array_t                 providers;    /* ngx_http_llm_provider_t * */
+    ngx_array_t                 models;       /* ngx_http_llm_model_t * */
+} ngx_http_llm_main_conf_t;
+
+
+typedef struct ngx_http_llm_mock_conf_s  ngx_http_llm_mock_conf_t;
+
+
+typedef struct {
+    ngx_str_t                   upstream_location;
+    ngx_uint_t                  max_attempts;
+    ngx_http_llm_mock_conf_t   *mock;
+    unsigned                    router:1;
+    unsigned                    json_errors:1;
+} ngx_http_llm_loc_conf_t;
+
+
+/* incremental server-sent events parser */
+
+typedef struct {
+    u_char                     *data;
+    size_t                      len;
+    size_t                      size;
+} ngx_http_llm_sbuf_t;
+
+
+typedef struct {
+    ngx_pool_t                 *pool;
+    ngx_http_llm_sbuf_t         line;         /* the line being read */
+    ngx_http_llm_sbuf_t         data;         /* data of the event */
+    ngx_http_llm_sbuf_t         event;        /* event name */
+    size_t                      max;          /* limit for one event */
+    unsigned                    has_data:1;
+    unsigned                    skip_lf:1;    /* last line ended with CR */
+} ngx_http_llm_sse_t;
+
+
+typedef struct {
+    ngx_str_t                   event;
+    ngx_str_t                   data;
+} ngx_http_llm_sse_event_t;
+
+
+typedef struct {
+    ngx_http_llm_model_t       *model;
+    ngx_http_llm_endpoint_t    *endpoint;
+} ngx_http_llm_candidate_t;
+
+
+typedef struct {
+    ngx_http_llm_model_t       *model;
+    ngx_http_llm_endpoint_t    *endpoint;
+    ngx_uint_t                  status;       /* provider's HTTP status */
+    ngx_uint_t                  reason;       /* NGX_HTTP_LLM_FAIL_* */
+    ngx_str_t                   message;      /* provider's error message */
+    ngx_msec_t                  start;
+    ngx_msec_t                  ttft;
+    int64_t                     prompt_tokens;
+    int64_t                     completion_tokens;
+    unsigned                    usage_seen:1;
+} ngx_http_llm_attempt_t;
+
+
+typedef struct {
+    ngx_http_request_t         *request;      /* the main request */
+    ngx_http_request_t         *sr;           /* the current attempt */
+
+    ngx_uint_t                  api;          /* NGX_HTTP_LLM_API_* */
+    json_t                     *body;         /* the client's request */
+    ngx_http_llm_model_t       *model;        /* as requested */
+
+    ngx_array_t                 candidates;   /* ngx_http_llm_candidate_t */
+    ngx_uint_t                  next;         /* next candidate to try */
+    ngx_array_t                 attempts;     /* ngx_http_llm_attempt_t */
+    ngx_http_llm_attempt_t     *attempt;      /* current one */
+
+    /* relay of the current attempt */
+    ngx_http_llm_sbuf_t         in;           /* JSON or error body */
+    ngx_http_llm_sbuf_t         out;          /* translated, not yet sent */
+    ngx_http_llm_sse_t          sse;
+    ngx_str_t                   id;           /* the completion's id */
+    ngx_chain_t                *free;
+    ngx_chain_t                *busy;
+
+    void                       *mock;         /* the mock provider's state */
+
+    ngx_uint_t                  error_status; /* nginx's own error page */
+    ngx_http_llm_sbuf_t         error_body;
+
+    unsigned                    stream:1;     /* client asked for SSE */
+    unsigned                    include_usage:1; /* client wants usage */
+    unsigned                    sse_response:1; /* provider answers SSE */
+    unsigned                    header_seen:1;
+    unsigned                    failed:1;     /* the attempt failed */
+    unsigned                    finished:1;   /* post_subrequest ran */
+    unsigned                    complete:1;   /* provider answer ended */
+    unsigned                    answered:1;   /* answer content seen */
+    unsigned                    stream_done:1; /* finish or [DONE] seen */
+    unsigned                    done_sent:1;  /* client got [DONE] */
+    unsigned                    committed:1;  /* client got our header */
+    unsigned                    own_output:1; /* we answer, not nginx */
+    unsigned                    error_sent:1;
+} ngx_http_llm_ctx_t;
+
+
+/* dialect: turn the client's request into a provider request and the
+ * provider's answer into the client's format */
+
+ngx_int_t ngx_http_llm_openai_request(ngx_http_llm_ctx_t *ctx,
+    ngx_http_llm_endpoint_t *ep, ngx_chain_t **body, size_t *len);
+ngx_int_t ngx_http_llm_openai_response(ngx_http_llm_ctx_t *ctx,
+    u_char *data, size_t len, ngx_http_llm_sbuf_t *out);
+ngx_int_t ngx_http_llm_openai_event(ngx_http_llm_ctx_t *ctx,
+    ngx_http_llm_sse_event_t *ev, ngx_http_llm_sbuf_t *out);
+ngx_int_t ngx_http_llm_openai_json_to_stream(ngx_http_llm_ctx_t *ctx,
+    u_char *data, size_t len, ngx_http_llm_sbuf_t *out);
+ngx_int_t ngx_http_llm_openai_error_message(ngx_pool_t *pool, u_char *data,
+    size_t len, ngx_str_t *msg);
+void ngx_http_llm_openai_error_text(ngx_pool_t *pool, json_t *root,
+    ngx_str_t *msg);
+
+
+/* handler */
+
+ngx_int_t ngx_http_llm_router_handler(ngx_http_request_t *r);
+ngx_http_llm_ctx_t *ngx_http_llm_get_ctx(ngx_http_request_t *r);
+
+
+/* relay filters */
+
+ngx_int_t ngx_http_llm_relay_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_llm_commit(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
+    off_t content_length);
+ngx_int_t ngx_http_llm_output(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
+    u_char *data, size_t len, ngx_uint_t last);
+ngx_int_t ngx_http_llm_stream_end(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx);
+
+
+/* server-sent events */
+
+void ngx_http_llm_sse_init(ngx_http_llm_sse_t *p, ngx_pool_t *pool,
+    size_t max);
+ngx_int_t ngx_http_llm_sse_parse(ngx_http_llm_sse_t *p, u_char **pos,
+    u_char *last, ngx_http_llm_sse_event_t *ev);
+
+
+/* JSON and buffer helpers */
+
+ngx_int_t ngx_http_llm_sbuf_append(ngx_pool_t *pool, ngx_http_llm_sbuf_t *sb,
+    u_char *data, size_t len, size_t max);
+ngx_int_t ngx_http_llm_sbuf_reserve(ngx_pool_t *pool, ngx_http_llm_sbuf_t *sb,
+    size_t len);
+ngx_int_t ngx_http_llm_json_dump(ngx_pool_t *pool, json_t *json,
+    ngx_http_llm_sbuf_t *sb);
+ngx_int_t ngx_http_llm_json_append(ngx_pool_t *pool, json_t *json,
+    ngx_http_llm_sbuf_t *sb);
+ngx_int_t ngx_http_llm_json_own(ngx_pool_t *pool, json_t *json);
+ngx_int_t ngx_http_llm_read_body(ngx_http_request_t *r, u_char **data,
+    size_t *len);
+json_t *ngx_http_llm_json_str(ngx_str_t *s);
+ngx_int_t ngx_http_llm_json_get_str(json_t *obj, const char *key,
+    ngx_str_t *value);
+u_char *ngx_http_llm_price_string(u_char *p, int64_t pico);
+ngx_int_t ngx_http_llm_printable(ngx_pool_t *pool, u_char *data, size_t len,
+    ngx_str_t *out);
+void ngx_http_llm_redact(ngx_str_t *text, ngx_str_t *secret);
+
+
+/* errors in OpenAI's shape */
+
+ngx_int_t ngx_http_llm_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *type, const char *code, const char *fmt, ...);
+ngx_int_t ngx_http_llm_send_error_json(ngx_http_request_t *r,
+    ngx_uint_t status, const char *type, const char *code, ngx_str_t *message,
+    json_t *metadata);
+json_t *ngx_http_llm_error_json(ngx_uint_t status, const char *type,
+    const char *code, ngx_str_t *message, json_t *metadata);
+const char *ngx_http_llm_error_type(ngx_uint_t status);
+ngx_int_t ngx_http_llm_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *json);
+
+
+/* models */
+
+ngx_http_llm_model_t *ngx_http_llm_find_model(ngx_http_llm_main_conf_t *lmcf,
+    ngx_str_t *name);
+ngx_int_t ngx_http_llm_models_handler(ngx_http_request_t *r, ngx_str_t *id);
+
+
+/* variables */
+
+ngx_int_t ngx_http_llm_add_variables(ngx_conf_t *cf);
+
+
+/* configuration */
+
+char *ngx_http_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_llm_model_block(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+
+/* mock provider */
+
+char *ngx_http_llm_mock(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+
+extern ngx_module_t  ngx_http_llm_router_module;
+
+
+#endif /* _NGX_HTTP_LLM_ROUTER_H_INCLUDED_ */
