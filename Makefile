@@ -16,6 +16,7 @@ MODULE_SO   := $(NGX_BUILD)/objs/ngx_http_llm_router_module.so
 ECHO_SO     := /usr/lib/nginx/modules/ngx_http_echo_module.so
 RUN_DIR     := $(BUILD)/run
 PROVE_JOBS  ?= 1
+T           ?= t/
 
 # -W (= -Wextra) -Wall -Werror come from nginx's own gcc flags, which also
 # add -Wno-unused-parameter: nginx callbacks take parameters they ignore.
@@ -32,7 +33,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 SOURCES := config $(wildcard ngx_llm_router_module/*.c ngx_llm_router_module/*.h)
 
-.PHONY: all deps build run test asan test-asan test-valgrind clean
+.PHONY: all deps build run test test-runner asan test-asan test-valgrind clean
 
 all: build
 
@@ -79,8 +80,13 @@ test: build
 	TEST_NGINX_LOAD_MODULES="$(MODULE_SO) $(ECHO_SO)" \
 	TEST_NGINX_MODULE_SO=$(MODULE_SO) \
 	TEST_NGINX_ROOT=$(TOP) \
-	prove -j$(PROVE_JOBS) -r $$(perl -MTest::Nginx::Socket -e1 2>/dev/null \
-	    || echo -I$(TOP)/t/lib) t/
+	prove -j$(PROVE_JOBS) $$(perl -MTest::Nginx::Socket -e1 2>/dev/null \
+	    || echo -I$(TOP)/t/lib) $(T)
+
+# the fallback Test::Nginx runner's own tests (plain nginx + echo module)
+test-runner: deps
+	TEST_NGINX_USE_LITE=1 TEST_NGINX_BINARY=$(NGINX) \
+	TEST_NGINX_LOAD_MODULES=$(ECHO_SO) prove -I$(TOP)/t/lib t/lib/selftest/
 
 # The suite with the module built under AddressSanitizer: libasan is
 # preloaded into Debian's nginx, which is not instrumented itself.

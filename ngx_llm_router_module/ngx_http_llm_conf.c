@@ -31,7 +31,7 @@ ngx_http_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_llm_main_conf_t *lmcf = conf;
 
     u_char                   *p;
-    ngx_str_t                *value, key;
+    ngx_str_t                *value, spec, key;
     ngx_url_t                 u;
     ngx_uint_t                i;
     ngx_http_llm_provider_t  *pr, **prp;
@@ -120,7 +120,7 @@ ngx_http_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     /* options */
 
-    ngx_str_null(&key);
+    ngx_str_null(&spec);
 
     for (i = 3; i < cf->args->nelts; i++) {
 
@@ -139,8 +139,8 @@ ngx_http_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (ngx_strncmp(value[i].data, "key=", 4) == 0) {
-            key.data = value[i].data + 4;
-            key.len = value[i].len - 4;
+            spec.data = value[i].data + 4;
+            spec.len = value[i].len - 4;
             continue;
         }
 
@@ -150,8 +150,8 @@ ngx_http_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (key.data) {
-        if (ngx_http_llm_load_key(cf, &key, &pr->name, &key) != NGX_OK) {
+    if (spec.data) {
+        if (ngx_http_llm_load_key(cf, &spec, &pr->name, &key) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
 

@@ -23,8 +23,8 @@ static ngx_int_t ngx_http_llm_method_not_allowed(ngx_http_request_t *r,
 static void ngx_http_llm_chat_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llm_chat(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx);
-static ngx_int_t ngx_http_llm_validate_messages(ngx_http_request_t *r,
-    json_t *messages);
+static const char *ngx_http_llm_check_messages(json_t *messages,
+    size_t *bad);
 static ngx_int_t ngx_http_llm_start_attempt(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx);
 static ngx_int_t ngx_http_llm_subrequest_headers(ngx_http_request_t *r,
@@ -186,8 +186,9 @@ static ngx_int_t
 ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 {
     u_char                    *data;
-    size_t                     len;
+    size_t                     len, bad;
     json_t                    *body, *v;
+    const char                *problem;
     ngx_int_t                  rc;
     ngx_str_t                  name;
     ngx_uint_t                 i;
@@ -246,9 +247,12 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
                                        "string");
     }
 
-    rc = ngx_http_llm_validate_messages(r, json_object_get(body, "messages"));
-    if (rc != NGX_OK) {
-        return rc;
+    bad = 0;
+    problem = ngx_http_llm_check_messages(json_object_get(body, "messages"),
+                                          &bad);
+    if (problem) {
+        return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                       "invalid_messages", problem, bad);
     }
 
     v = json_object_get(body, "stream");
@@ -318,38 +322,32 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 }
 
 
-static ngx_int_t
-ngx_http_llm_validate_messages(ngx_http_request_t *r, json_t *messages)
+/* NULL when the messages look like a conversation, else what is wrong */
+
+static const char *
+ngx_http_llm_check_messages(json_t *messages, size_t *bad)
 {
     size_t   i;
-    json_t  *msg, *role;
+    json_t  *msg;
 
     if (messages == NULL) {
-        return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                                       "missing_messages",
-                                       "The \"messages\" field is required");
+        return "The \"messages\" field is required";
     }
 
     if (!json_is_array(messages) || json_array_size(messages) == 0) {
-        return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                                       "invalid_messages",
-                                       "The \"messages\" field must be a "
-                                       "non-empty array");
+        return "The \"messages\" field must be a non-empty array";
     }
 
     json_array_foreach(messages, i, msg) {
-
-        role = json_object_get(msg, "role");
-
-        if (!json_is_object(msg) || !json_is_string(role)) {
-            return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                                           "invalid_messages",
-                                           "messages[%uz] must be an object "
-                                           "with a string \"role\"", i);
+        if (!json_is_object(msg)
+            || !json_is_string(json_object_get(msg, "role")))
+        {
+            *bad = i;
+            return "messages[%uz] must be an object with a string \"role\"";
         }
     }
 
-    return NGX_OK;
+    return NULL;
 }
 
 
@@ -555,10 +553,23 @@ ngx_http_llm_attempt_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
     }
 
     if (!ctx->header_seen) {
-        a->reason = (rc == NGX_HTTP_GATEWAY_TIME_OUT)
-                    ? NGX_HTTP_LLM_FAIL_TIMEOUT : NGX_HTTP_LLM_FAIL_CONNECT;
-        a->status = (rc >= NGX_HTTP_SPECIAL_RESPONSE) ? (ngx_uint_t) rc
-                                                      : NGX_HTTP_BAD_GATEWAY;
+        /* no answer at all: upstream's verdict, or the location's own */
+
+        if (rc == NGX_HTTP_GATEWAY_TIME_OUT) {
+            a->reason = NGX_HTTP_LLM_FAIL_TIMEOUT;
+            a->status = rc;
+
+        } else if (rc >= NGX_HTTP_SPECIAL_RESPONSE
+                   && rc != NGX_HTTP_BAD_GATEWAY)
+        {
+            a->reason = NGX_HTTP_LLM_FAIL_STATUS;
+            a->status = rc;
+
+        } else {
+            a->reason = NGX_HTTP_LLM_FAIL_CONNECT;
+            a->status = NGX_HTTP_BAD_GATEWAY;
+        }
+
         ctx->failed = 1;
 
     } else if (!ctx->complete) {
@@ -636,22 +647,21 @@ ngx_http_llm_retryable(ngx_http_llm_attempt_t *a)
     }
 
     /*
-     * 408, 429 and 5xx are the provider's trouble; so are 401, 403 and 404:
-     * the router's key or model id is wrong there, another endpoint may do.
-     * Other 4xx answers judge the client's request and go back to it.
+     * 400, 413 and 422 judge the client's request and go back to it.  Any
+     * other status is the provider's trouble or the router's: 401, 403 and
+     * 404 mean a wrong key or model id there, 408, 429 and 5xx a provider
+     * in difficulty.  Another endpoint may do.
      */
 
     switch (a->status) {
 
-    case NGX_HTTP_UNAUTHORIZED:
-    case NGX_HTTP_FORBIDDEN:
-    case NGX_HTTP_NOT_FOUND:
-    case NGX_HTTP_REQUEST_TIME_OUT:
-    case NGX_HTTP_TOO_MANY_REQUESTS:
-        return 1;
+    case NGX_HTTP_BAD_REQUEST:
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+    case 422:
+        return 0;
 
     default:
-        return a->status >= NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return 1;
     }
 }
 

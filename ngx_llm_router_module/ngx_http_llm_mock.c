@@ -702,7 +702,8 @@ ngx_http_llm_mock_start(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m)
 
         if (ngx_http_llm_sbuf_append(r->pool, &sb,
                                      (u_char *) "data: {this is not json\n\n",
-                                     26, 0)
+                                     sizeof("data: {this is not json\n\n") - 1,
+                                     0)
             != NGX_OK)
         {
             return NGX_ERROR;

@@ -516,6 +516,17 @@ ngx_http_llm_openai_error_message(ngx_pool_t *pool, u_char *data, size_t len,
         }
     }
 
+    /* an HTML error page says nothing a client could use */
+
+    while (len && (*data == ' ' || *data == CR || *data == LF)) {
+        data++;
+        len--;
+    }
+
+    if (len == 0 || *data == '<') {
+        return NGX_DECLINED;
+    }
+
     return ngx_http_llm_printable(pool, data, len, msg);
 }
 

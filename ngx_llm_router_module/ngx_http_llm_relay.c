@@ -437,6 +437,13 @@ ngx_http_llm_commit(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
         return NGX_OK;
     }
 
+    if (r->header_sent) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "llm: response header sent before an attempt "
+                      "committed");
+        return NGX_ERROR;
+    }
+
     ctx->committed = 1;
     ctx->own_output = 1;
 
@@ -545,9 +552,10 @@ ngx_http_llm_output(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
 static ngx_int_t
 ngx_http_llm_error_page_header(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 {
-    json_t     *json;
-    ngx_str_t   msg;
-    ngx_uint_t  status;
+    json_t      *json;
+    ngx_str_t    msg;
+    ngx_uint_t   status;
+    const char  *code;
 
     if (ctx == NULL) {
         ctx = ngx_http_llm_get_ctx(r);
@@ -562,38 +570,46 @@ ngx_http_llm_error_page_header(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 
     case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
         ngx_str_set(&msg, "The request body is too large");
+        code = "request_too_large";
         break;
 
     case NGX_HTTP_REQUEST_TIME_OUT:
         ngx_str_set(&msg, "The request body did not arrive in time");
+        code = "request_timeout";
         break;
 
     case NGX_HTTP_BAD_REQUEST:
         ngx_str_set(&msg, "The request is malformed");
+        code = "bad_request";
         break;
 
     case NGX_HTTP_NOT_ALLOWED:
         ngx_str_set(&msg, "The method is not allowed");
+        code = "method_not_allowed";
         break;
 
     case NGX_HTTP_NOT_FOUND:
         ngx_str_set(&msg, "Not found");
+        code = "not_found";
         break;
 
     case NGX_HTTP_SERVICE_UNAVAILABLE:
         ngx_str_set(&msg, "The service is unavailable");
+        code = "service_unavailable";
         break;
 
     default:
         if (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
             ngx_str_set(&msg, "The router failed to handle the request");
+            code = "internal_error";
 
         } else {
             ngx_str_set(&msg, "The request cannot be handled");
+            code = NULL;
         }
     }
 
-    json = ngx_http_llm_error_json(status, NULL, NULL, &msg, NULL);
+    json = ngx_http_llm_error_json(status, NULL, code, &msg, NULL);
     if (json == NULL) {
         return NGX_ERROR;
     }

@@ -77,6 +77,8 @@ typedef struct {
     ngx_str_t                   upstream_location;
     ngx_uint_t                  max_attempts;
     ngx_http_llm_mock_conf_t   *mock;
+    u_char                     *file;         /* where llm_router is */
+    ngx_uint_t                  line;
     unsigned                    router:1;
     unsigned                    json_errors:1;
 } ngx_http_llm_loc_conf_t;

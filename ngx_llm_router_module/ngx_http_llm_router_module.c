@@ -17,9 +17,12 @@ static ngx_int_t ngx_http_llm_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_llm_postconfiguration(ngx_conf_t *cf);
 
 
-static ngx_conf_num_bounds_t  ngx_http_llm_max_attempts_bounds = {
-    ngx_conf_check_num_bounds, 1, 20
-};
+static char *ngx_http_llm_check_attempts(ngx_conf_t *cf, void *post,
+    void *data);
+
+
+static ngx_conf_post_handler_pt  ngx_http_llm_max_attempts_post =
+    ngx_http_llm_check_attempts;
 
 
 static ngx_command_t  ngx_http_llm_commands[] = {
@@ -57,7 +60,7 @@ static ngx_command_t  ngx_http_llm_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_llm_loc_conf_t, max_attempts),
-      &ngx_http_llm_max_attempts_bounds },
+      &ngx_http_llm_max_attempts_post },
 
     { ngx_string("llm_mock"),
       NGX_HTTP_LOC_CONF|NGX_CONF_ANY,
@@ -160,9 +163,38 @@ ngx_http_llm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_llm_loc_conf_t *prev = parent;
     ngx_http_llm_loc_conf_t *conf = child;
 
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (conf->router) {
+        clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+        /* a content handler set after llm_router (proxy_pass ...) */
+
+        if (clcf->handler != ngx_http_llm_router_handler) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"llm_router\" cannot be used in a location "
+                          "with another content handler in %s:%ui",
+                          conf->file, conf->line);
+            return NGX_CONF_ERROR;
+        }
+    }
+
     ngx_conf_merge_str_value(conf->upstream_location,
                              prev->upstream_location, "/_llm_upstream");
     ngx_conf_merge_uint_value(conf->max_attempts, prev->max_attempts, 3);
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_llm_check_attempts(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_uint_t *np = data;
+
+    if (*np < 1 || *np > 20) {
+        return "must be between 1 and 20";
+    }
 
     return NGX_CONF_OK;
 }
@@ -187,13 +219,15 @@ ngx_http_llm_router(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (clcf->handler) {
         return "cannot be used in a location that already has a content "
-               "handler (proxy_pass, return ...)";
+               "handler (proxy_pass, fastcgi_pass ...)";
     }
 
     clcf->handler = ngx_http_llm_router_handler;
 
     llcf->router = 1;
     llcf->json_errors = 1;
+    llcf->file = cf->conf_file->file.name.data;
+    llcf->line = cf->conf_file->line;
 
     return NGX_CONF_OK;
 }

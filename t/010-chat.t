@@ -1,0 +1,226 @@
+# vim:set ft= ts=4 sw=4 et fdm=marker:
+#
+# Non-streaming chat completions relayed through the router: the request
+# reaches the provider with the provider's model id and key and nothing of
+# the client's headers; the answer comes back with the public model name and
+# the provider's name.
+#
+# Needs TEST_NGINX_LOAD_MODULES (the module) and TEST_NGINX_ROOT (the
+# repository, for the upstream location snippet); "make test" sets both.
+
+use Test::Nginx::Socket 'no_plan';
+
+$ENV{TEST_NGINX_ROOT} ||= '.';
+
+# a provider key read from the environment when the configuration loads
+$ENV{LLM_TEST_ENV_KEY} = 'sk-env-provider-0001';
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: a chat completion is relayed with the public model name and the provider
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
+    llm_model chat-model {
+        endpoint mock model=upstream-id-7 input=1 output=2;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mock/v1/chat/completions { llm_mock chunks=3; }
+--- request
+POST /v1/chat/completions
+{"model":"chat-model","messages":[{"role":"user","content":"ping"}]}
+--- error_code: 200
+--- response_headers
+Content-Type: application/json
+--- response_body_like chomp
+^\{"id":"chatcmpl-mock","object":"chat.completion",.*"model":"chat-model",.*"content":"Hello from the mock provider. You said: ping".*"finish_reason":"stop".*"usage":\{"prompt_tokens":\d+,"completion_tokens":3,"total_tokens":\d+\},"provider":"mock"\}$
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: the provider receives its own model id, the rest of the request untouched
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
+    llm_model chat-model {
+        endpoint mock model=upstream-id-7 input=1 output=2;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mock/v1/chat/completions {
+        llm_mock chunks=1 text=$request_body;
+    }
+--- request
+POST /v1/chat/completions
+{"model":"chat-model","temperature":0.7,"x_custom":{"a":[1,2]},"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"ping"}]}
+--- error_code: 200
+--- response_body_like chomp
+"content":"\{\\"model\\":\\"upstream-id-7\\",\\"temperature\\":0.7,\\"x_custom\\":\{\\"a\\":\[1,2\]\},\\"messages\\":\[\{\\"role\\":\\"system\\",\\"content\\":\\"be brief\\"\},\{\\"role\\":\\"user\\",\\"content\\":\\"ping\\"\}\]\}"
+--- no_error_log
+[error]
+
+
+
+=== TEST 3: the client's Authorization never reaches the provider; the provider's key (env:) does
+--- log_level: info
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1
+                 key=env:LLM_TEST_ENV_KEY;
+    llm_model chat-model {
+        endpoint mock model=m1 input=1 output=2;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mock/v1/chat/completions {
+        llm_mock chunks=1
+                 "text=auth=[$http_authorization] cookie=[$http_cookie] x=[$http_x_client_secret] ct=[$http_content_type]";
+    }
+--- more_headers
+Authorization: Bearer client-secret-key
+Cookie: session=client-cookie
+X-Client-Secret: do-not-forward
+--- request
+POST /v1/chat/completions
+{"model":"chat-model","messages":[{"role":"user","content":"ping"}]}
+--- error_code: 200
+--- response_body_like chomp
+"content":"auth=\[Bearer sk-env-provider-0001\] cookie=\[\] x=\[\] ct=\[application/json\]"
+--- no_error_log
+[error]
+sk-env-provider-0001
+
+
+
+=== TEST 4: the provider's key from a file (key=file:), whitespace trimmed
+--- user_files
+>>> provider.key
+  sk-file-provider-0002
+
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1
+                 key=file:../html/provider.key;
+    llm_model chat-model {
+        endpoint mock model=m1 input=1 output=2;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mock/v1/chat/completions {
+        llm_mock chunks=1 "text=auth=[$http_authorization]";
+    }
+--- more_headers
+Authorization: Bearer client-secret-key
+--- request
+POST /v1/chat/completions
+{"model":"chat-model","messages":[{"role":"user","content":"ping"}]}
+--- error_code: 200
+--- response_body_like chomp
+"content":"auth=\[Bearer sk-file-provider-0002\]"
+--- no_error_log
+[error]
+
+
+
+=== TEST 5: a provider without a key gets no Authorization at all
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
+    llm_model chat-model {
+        endpoint mock model=m1 input=1 output=2;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mock/v1/chat/completions {
+        llm_mock chunks=1 "text=auth=[$http_authorization]";
+    }
+--- more_headers
+Authorization: Bearer client-secret-key
+--- request
+POST /v1/chat/completions
+{"model":"chat-model","messages":[{"role":"user","content":"ping"}]}
+--- error_code: 200
+--- response_body_like chomp
+"content":"auth=\[\]"
+--- no_error_log
+[error]
+
+
+
+=== TEST 6: a body nginx wrote to a temporary file is read back
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
+    llm_model chat-model {
+        endpoint mock model=m1 input=1 output=2;
+    }
+--- config
+    client_body_buffer_size 1k;
+    client_body_in_file_only on;
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mock/v1/chat/completions { llm_mock chunks=2; }
+--- request eval
+"POST /v1/chat/completions\n"
+. '{"model":"chat-model","messages":[{"role":"system","content":"'
+. ("x" x 6000)
+. '"},{"role":"user","content":"from a file"}]}'
+--- error_code: 200
+--- response_body_like chomp
+"content":"Hello from the mock provider. You said: from a file"
+--- no_error_log
+[error]
+
+
+
+=== TEST 7: the upstream location may be renamed with llm_upstream_location
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
+    llm_model chat-model {
+        endpoint mock model=m1 input=1 output=2;
+    }
+--- config
+    location /v1/ {
+        llm_router;
+        llm_upstream_location /_elsewhere;
+    }
+    location /_elsewhere {
+        internal;
+        proxy_pass $llm_upstream_url;
+        proxy_http_version 1.1;
+        proxy_buffering off;
+    }
+    location /mock/v1/chat/completions { llm_mock chunks=2; }
+--- request
+POST /v1/chat/completions
+{"model":"chat-model","messages":[{"role":"user","content":"ping"}]}
+--- error_code: 200
+--- response_body_like chomp
+"provider":"mock"
+--- no_error_log
+[error]
+
+
+
+=== TEST 8: a UTF-8 answer comes back intact
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
+    llm_model chat-model {
+        endpoint mock model=m1 input=1 output=2;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mock/v1/chat/completions { llm_mock chunks=5; }
+--- request
+POST /v1/chat/completions
+{"model":"chat-model","messages":[{"role":"user","content":"grüße, 世界 \u00e9"}]}
+--- error_code: 200
+--- response_body_like chomp
+"content":"Hello from the mock provider. You said: grüße, 世界 é"
+--- no_error_log
+[error]
