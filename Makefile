@@ -76,7 +76,7 @@ run: build
 	    -g 'daemon off;'
 
 test: build
-	TEST_NGINX_BINARY=$(NGINX) \
+	TEST_NGINX_BINARY="$(NGINX)" \
 	TEST_NGINX_LOAD_MODULES="$(MODULE_SO) $(ECHO_SO)" \
 	TEST_NGINX_MODULE_SO=$(MODULE_SO) \
 	TEST_NGINX_ROOT=$(TOP) \

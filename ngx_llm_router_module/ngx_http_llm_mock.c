@@ -633,10 +633,12 @@ ngx_http_llm_mock_step(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m)
         return ngx_http_llm_mock_send(r, &sb, 1);
     }
 
-    ngx_http_llm_mock_piece(m, m->sent++, &piece);
+    if (m->sent < m->pieces) {
+        ngx_http_llm_mock_piece(m, m->sent++, &piece);
 
-    if (ngx_http_llm_mock_chunk(r, m, &sb, NULL, &piece, NULL) != NGX_OK) {
-        return NGX_ERROR;
+        if (ngx_http_llm_mock_chunk(r, m, &sb, NULL, &piece, NULL) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
     last = (m->sent == m->pieces);

@@ -38,7 +38,19 @@ qr/\A(?s)data: \{[^\n]*"delta":\{"role":"assistant","content":""\}[^\n]*\n\ndata
 
 
 
-=== TEST 3: X-Mock-Status overrides the location
+=== TEST 3: a one-piece stream sends its piece once
+--- config
+    location /mock { llm_mock chunks=1 text=abc; }
+--- request
+POST /mock
+{"model":"m1","stream":true,"messages":[{"role":"user","content":"x"}]}
+--- error_code: 200
+--- response_body_like eval
+qr/\A(?s)data: \{[^\n]*"delta":\{"role":"assistant","content":""\}[^\n]*\n\ndata: \{[^\n]*"delta":\{"content":"abc"\}[^\n]*\n\ndata: \{[^\n]*"delta":\{\},"finish_reason":"stop"[^\n]*\n\ndata: \[DONE\]\n\n\z/
+
+
+
+=== TEST 3b: X-Mock-Status overrides the location
 --- config
     location /mock { llm_mock; }
 --- more_headers
