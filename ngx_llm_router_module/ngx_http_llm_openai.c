@@ -301,7 +301,8 @@ ngx_http_llm_openai_label(ngx_http_llm_ctx_t *ctx, json_t *root)
 
     a = ctx->attempt;
 
-    if (json_object_set_new(root, "model", ngx_http_llm_json_str(&a->model->name))
+    if (json_object_set_new(root, "model",
+                            ngx_http_llm_json_str(&a->model->name))
         != 0
         || json_object_set_new(root, "provider",
                                ngx_http_llm_json_str(
