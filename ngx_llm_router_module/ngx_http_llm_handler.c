@@ -23,10 +23,22 @@ static ngx_int_t ngx_http_llm_method_not_allowed(ngx_http_request_t *r,
 static void ngx_http_llm_chat_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llm_chat(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx);
+static ngx_int_t ngx_http_llm_reject(ngx_http_request_t *r,
+    ngx_uint_t status, const char *code, const char *fmt, ...);
+static ngx_int_t ngx_http_llm_models(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx, json_t *body);
+static ngx_int_t ngx_http_llm_add_model(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx, json_t *body, ngx_str_t *name);
 static const char *ngx_http_llm_check_messages(json_t *messages,
     size_t *bad);
-static ngx_int_t ngx_http_llm_start_attempt(ngx_http_request_t *r,
+static ngx_int_t ngx_http_llm_next_attempt(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx);
+static ngx_int_t ngx_http_llm_start_attempt(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx, ngx_http_llm_candidate_t *cand);
+static void ngx_http_llm_attempt_outcome(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx);
+static void ngx_http_llm_timer_handler(ngx_event_t *ev);
+static void ngx_http_llm_cleanup(void *data);
 static ngx_int_t ngx_http_llm_subrequest_headers(ngx_http_request_t *r,
     ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx,
     ngx_http_llm_endpoint_t *ep);
@@ -185,18 +197,13 @@ ngx_http_llm_chat_body_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 {
-    u_char                    *data;
-    size_t                     len, bad;
-    json_t                    *body, *v;
-    const char                *problem;
-    ngx_int_t                  rc;
-    ngx_str_t                  name;
-    ngx_uint_t                 i;
-    json_error_t               err;
-    ngx_http_llm_model_t      *model;
-    ngx_http_llm_endpoint_t   *ep;
-    ngx_http_llm_candidate_t  *cand;
-    ngx_http_llm_main_conf_t  *lmcf;
+    u_char        *data;
+    size_t         len, bad;
+    json_t        *body, *v;
+    ngx_int_t      rc;
+    ngx_str_t      why;
+    json_error_t   err;
+    const char    *problem;
 
     if (ngx_http_llm_read_body(r, &data, &len) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -232,21 +239,6 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
                                        "object");
     }
 
-    rc = ngx_http_llm_json_get_str(body, "model", &name);
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                                       "missing_model",
-                                       "The \"model\" field is required");
-    }
-
-    if (rc == NGX_ERROR) {
-        return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                                       "invalid_model",
-                                       "The \"model\" field must be a "
-                                       "string");
-    }
-
     bad = 0;
     problem = ngx_http_llm_check_messages(json_object_get(body, "messages"),
                                           &bad);
@@ -277,48 +269,239 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 
     ctx->include_usage = json_is_true(json_object_get(v, "include_usage"));
 
-    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llm_router_module);
-
-    model = ngx_http_llm_find_model(lmcf, &name);
-
-    if (model == NULL) {
-        return ngx_http_llm_send_error(r, NGX_HTTP_NOT_FOUND, NULL,
-                                       "model_not_found",
-                                       "The model \"%V\" does not exist on "
-                                       "this router", &name);
-    }
-
-    ctx->model = model;
-
-    /* candidates: the model's endpoints in their configured order */
-
-    if (ngx_array_init(&ctx->candidates, r->pool, model->endpoints.nelts,
-                       sizeof(ngx_http_llm_candidate_t))
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ep = model->endpoints.elts;
-
-    for (i = 0; i < model->endpoints.nelts; i++) {
-        cand = ngx_array_push(&ctx->candidates);
-        if (cand == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    problem = ngx_http_llm_parse_prefs(r, json_object_get(body, "provider"),
+                                       &ctx->prefs);
+    if (problem) {
+        if (ctx->prefs.unknown) {
+            return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                           "invalid_provider",
+                                           "Unknown field \"provider.%s\"",
+                                           ctx->prefs.unknown);
         }
 
-        cand->model = model;
-        cand->endpoint = &ep[i];
+        return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                       "invalid_provider", problem);
     }
 
-    if (ngx_array_init(&ctx->attempts, r->pool, 2,
-                       sizeof(ngx_http_llm_attempt_t))
+    rc = ngx_http_llm_models(r, ctx, body);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_llm_send_error(r, ctx->reject_status, NULL,
+                                       ctx->reject_code, "%V",
+                                       &ctx->reject_msg);
+    }
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_array_init(&ctx->candidates, r->pool, 4,
+                       sizeof(ngx_http_llm_candidate_t))
+        != NGX_OK
+        || ngx_array_init(&ctx->attempts, r->pool, 2,
+                          sizeof(ngx_http_llm_attempt_t))
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_llm_select(r, ctx, &why);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_llm_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL,
+                                       "no_endpoint", "%V", &why);
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_llm_next_attempt(r, ctx);
+}
+
+
+/* keeps what is wrong with a request for the caller to say: NGX_DECLINED */
+
+static ngx_int_t
+ngx_http_llm_reject(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *fmt, ...)
+{
+    va_list              args;
+    ngx_http_llm_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llm_router_module);
+
+    ctx->reject_msg.data = ngx_pnalloc(r->pool, 512);
+    if (ctx->reject_msg.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    va_start(args, fmt);
+    ctx->reject_msg.len = ngx_vslprintf(ctx->reject_msg.data,
+                                        ctx->reject_msg.data + 512, fmt, args)
+                          - ctx->reject_msg.data;
+    va_end(args);
+
+    ctx->reject_status = status;
+    ctx->reject_code = code;
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * The models a request names: "model", then each of "models" (OpenRouter's
+ * fallback list), without repeats.  A name is a model, an llm_auto block,
+ * or either with a ":floor" (cheapest first) or ":nitro" (fastest first)
+ * suffix.
+ */
+
+static ngx_int_t
+ngx_http_llm_models(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
+    json_t *body)
+{
+    size_t      i;
+    json_t     *list, *v;
+    ngx_int_t   rc;
+    ngx_str_t   name;
+
+    if (ngx_array_init(&ctx->models, r->pool, 2,
+                       sizeof(ngx_http_llm_model_ref_t))
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_llm_start_attempt(r, ctx);
+    rc = ngx_http_llm_json_get_str(body, "model", &name);
+
+    if (rc == NGX_ERROR) {
+        return ngx_http_llm_reject(r, NGX_HTTP_BAD_REQUEST,
+                                   "invalid_model",
+                                   "The \"model\" field must be a "
+                                   "string");
+    }
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_llm_add_model(r, ctx, body, &name);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    list = json_object_get(body, "models");
+
+    if (list && !json_is_null(list)) {
+
+        if (!json_is_array(list)) {
+            return ngx_http_llm_reject(r, NGX_HTTP_BAD_REQUEST,
+                                       "invalid_models",
+                                       "The \"models\" field must be an "
+                                       "array of model names");
+        }
+
+        json_array_foreach(list, i, v) {
+
+            if (!json_is_string(v)) {
+                return ngx_http_llm_reject(r, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_models",
+                                           "models[%uz] must be a string",
+                                           i);
+            }
+
+            name.data = (u_char *) json_string_value(v);
+            name.len = json_string_length(v);
+
+            rc = ngx_http_llm_add_model(r, ctx, body, &name);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+        }
+    }
+
+    if (ctx->models.nelts == 0) {
+        return ngx_http_llm_reject(r, NGX_HTTP_BAD_REQUEST,
+                                   "missing_model",
+                                   "The \"model\" field is required");
+    }
+
+    ctx->model = ((ngx_http_llm_model_ref_t *) ctx->models.elts)->model;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_llm_add_model(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
+    json_t *body, ngx_str_t *name)
+{
+    ngx_str_t                  base;
+    ngx_uint_t                 i, sort;
+    ngx_http_llm_auto_t       *au;
+    ngx_http_llm_model_t      *model;
+    ngx_http_llm_model_ref_t  *ref;
+    ngx_http_llm_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llm_router_module);
+
+    base = *name;
+    sort = NGX_HTTP_LLM_SORT_DEFAULT;
+
+    model = ngx_http_llm_find_model(lmcf, &base);
+    au = model ? NULL : ngx_http_llm_find_auto(lmcf, &base);
+
+    if (model == NULL && au == NULL) {
+
+        if (base.len > 6
+            && ngx_strncmp(base.data + base.len - 6, ":floor", 6) == 0)
+        {
+            base.len -= 6;
+            sort = NGX_HTTP_LLM_SORT_PRICE;
+
+        } else if (base.len > 6
+                   && ngx_strncmp(base.data + base.len - 6, ":nitro", 6) == 0)
+        {
+            base.len -= 6;
+            sort = NGX_HTTP_LLM_SORT_THROUGHPUT;
+        }
+
+        if (sort) {
+            model = ngx_http_llm_find_model(lmcf, &base);
+            au = model ? NULL : ngx_http_llm_find_auto(lmcf, &base);
+        }
+    }
+
+    if (au) {
+        model = ngx_http_llm_auto_match(r, au, body);
+
+        if (model == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (model == NULL) {
+        return ngx_http_llm_reject(r, NGX_HTTP_NOT_FOUND,
+                                   "model_not_found",
+                                   "The model \"%V\" does not exist on "
+                                   "this router", name);
+    }
+
+    ref = ctx->models.elts;
+
+    for (i = 0; i < ctx->models.nelts; i++) {
+        if (ref[i].model == model) {
+            return NGX_OK;
+        }
+    }
+
+    ref = ngx_array_push(&ctx->models);
+    if (ref == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ref->model = model;
+    ref->sort = sort;
+
+    return NGX_OK;
 }
 
 
@@ -351,24 +534,89 @@ ngx_http_llm_check_messages(json_t *messages, size_t *bad)
 }
 
 
+/*
+ * Starts the next attempt: the next candidate whose circuit lets it
+ * through, within llm_router_max_attempts (one without fallbacks).
+ * Returns NGX_DONE when an attempt runs, else what finalizes the request.
+ */
+
 static ngx_int_t
-ngx_http_llm_start_attempt(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
+ngx_http_llm_next_attempt(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
+{
+    ngx_uint_t                 max;
+    ngx_http_llm_loc_conf_t   *llcf;
+    ngx_http_llm_candidate_t  *cand;
+    ngx_http_llm_main_conf_t  *lmcf;
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llm_router_module);
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llm_router_module);
+
+    max = ctx->prefs.allow_fallbacks ? llcf->max_attempts : 1;
+
+    while (ctx->next < ctx->candidates.nelts && ctx->attempts.nelts < max) {
+
+        cand = ctx->candidates.elts;
+        cand = &cand[ctx->next++];
+
+        if (cand->probe
+            && ngx_http_llm_stats_probe(lmcf, cand->endpoint->stats)
+               != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "llm: \"%V\" is cooling down and another request "
+                          "probes it, skipped",
+                          &cand->endpoint->provider->name);
+            continue;
+        }
+
+        return ngx_http_llm_start_attempt(r, ctx, cand);
+    }
+
+    if (ctx->attempts.nelts) {
+        return ngx_http_llm_send_failure(r, ctx);
+    }
+
+    return ngx_http_llm_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE, NULL,
+                                   "no_endpoint",
+                                   "No endpoint of \"%V\" is available: "
+                                   "all are cooling down after failures",
+                                   &ctx->model->name);
+}
+
+
+static ngx_int_t
+ngx_http_llm_start_attempt(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
+    ngx_http_llm_candidate_t *cand)
 {
     size_t                       len;
     ngx_chain_t                 *body;
+    ngx_pool_cleanup_t          *cln;
     ngx_http_request_t          *sr;
     ngx_http_llm_attempt_t      *a;
     ngx_http_llm_endpoint_t     *ep;
     ngx_http_request_body_t     *rb;
     ngx_http_llm_loc_conf_t     *llcf;
-    ngx_http_llm_candidate_t    *cand;
     ngx_http_post_subrequest_t  *ps;
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_llm_router_module);
 
-    cand = ctx->candidates.elts;
-    cand = &cand[ctx->next++];
     ep = cand->endpoint;
+
+    if (ctx->attempts.nelts == 0) {
+        /* the first attempt: set up what all attempts share */
+
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cln->handler = ngx_http_llm_cleanup;
+        cln->data = ctx;
+
+        ctx->timer.handler = ngx_http_llm_timer_handler;
+        ctx->timer.data = r->connection;
+        ctx->timer.log = r->connection->log;
+    }
 
     a = ngx_array_push(&ctx->attempts);
     if (a == NULL) {
@@ -428,17 +676,26 @@ ngx_http_llm_start_attempt(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
     ctx->id.len = 0;
     ctx->header_seen = 0;
     ctx->failed = 0;
+    ctx->timed_out = 0;
     ctx->finished = 0;
     ctx->complete = 0;
     ctx->sse_response = 0;
     ctx->answered = 0;
     ctx->stream_done = 0;
     ctx->done_sent = 0;
+    ctx->inflight = 1;
+
+    ngx_http_llm_stats_attempt(ep->stats);
+
+    if (llcf->ttft_timeout) {
+        ngx_add_timer(&ctx->timer, llcf->ttft_timeout);
+    }
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "llm: attempt %ui: model \"%V\" endpoint \"%V\" "
-                  "upstream model \"%V\"", ctx->attempts.nelts,
-                  &a->model->name, &ep->provider->name, &ep->model);
+                  "upstream model \"%V\"%s", ctx->attempts.nelts,
+                  &a->model->name, &ep->provider->name, &ep->model,
+                  cand->probe ? ", probing after a cooldown" : "");
 
     return NGX_DONE;
 }
@@ -549,6 +806,9 @@ ngx_http_llm_attempt_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "llm: client closed the connection during attempt %ui",
                       ctx->attempts.nelts);
+
+        ngx_http_llm_attempt_outcome(r, ctx);
+
         return rc;
     }
 
@@ -584,13 +844,27 @@ ngx_http_llm_attempt_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
         ctx->failed = 1;
     }
 
-    if (ctx->failed || !ctx->committed) {
+    if (ctx->timed_out && ctx->failed) {
+        /* our deadline, whatever upstream made of it */
+        a->reason = NGX_HTTP_LLM_FAIL_TIMEOUT;
+        a->status = NGX_HTTP_GATEWAY_TIME_OUT;
+    }
+
+    if (ctx->failed) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "llm: attempt %ui via \"%V\" failed: %s, status %ui%s",
                       ctx->attempts.nelts, &a->endpoint->provider->name,
                       ngx_http_llm_reason_name(a->reason), a->status,
                       ctx->committed ? ", after the response started" : "");
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "llm: attempt %ui via \"%V\" answered, ttft %Mms",
+                      ctx->attempts.nelts, &a->endpoint->provider->name,
+                      a->ttft);
     }
+
+    ngx_http_llm_attempt_outcome(r, ctx);
 
     r->write_event_handler = ngx_http_llm_resume;
 
@@ -598,12 +872,63 @@ ngx_http_llm_attempt_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 }
 
 
+/* what the attempt tells about its endpoint, for every worker to see */
+
+static void
+ngx_http_llm_attempt_outcome(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
+{
+    ngx_msec_t                 now, gen;
+    ngx_uint_t                 outcome, tps;
+    ngx_http_llm_attempt_t    *a;
+    ngx_http_llm_main_conf_t  *lmcf;
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+
+    if (!ctx->inflight) {
+        return;
+    }
+
+    ctx->inflight = 0;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_llm_router_module);
+    a = ctx->attempt;
+    tps = 0;
+
+    if (r->connection->error) {
+        outcome = NGX_HTTP_LLM_OUTCOME_NEUTRAL;
+
+    } else if (!ctx->failed) {
+        outcome = NGX_HTTP_LLM_OUTCOME_OK;
+
+        /* output tokens per second after the first token, times 1000 */
+
+        now = ngx_current_msec;
+        gen = now - a->start - a->ttft;
+
+        if (gen > 0 && a->completion_tokens > 0) {
+            tps = (ngx_uint_t) (a->completion_tokens * 1000 * 1000 / gen);
+        }
+
+    } else if (ngx_http_llm_retryable(a) || ctx->committed) {
+        outcome = NGX_HTTP_LLM_OUTCOME_FAILED;
+
+    } else {
+        /* the provider judged the request, not itself */
+        outcome = NGX_HTTP_LLM_OUTCOME_NEUTRAL;
+    }
+
+    ngx_http_llm_stats_outcome(lmcf, a->endpoint->stats, outcome, a->ttft,
+                               tps);
+}
+
+
 static void
 ngx_http_llm_resume(ngx_http_request_t *r)
 {
-    ngx_int_t                 rc;
-    ngx_http_llm_ctx_t       *ctx;
-    ngx_http_llm_loc_conf_t  *llcf;
+    ngx_int_t            rc;
+    ngx_http_llm_ctx_t  *ctx;
 
     r->write_event_handler = ngx_http_request_empty_handler;
 
@@ -620,13 +945,8 @@ ngx_http_llm_resume(ngx_http_request_t *r)
         return;
     }
 
-    llcf = ngx_http_get_module_loc_conf(r, ngx_http_llm_router_module);
-
-    if (ngx_http_llm_retryable(ctx->attempt)
-        && ctx->next < ctx->candidates.nelts
-        && ctx->attempts.nelts < llcf->max_attempts)
-    {
-        rc = ngx_http_llm_start_attempt(r, ctx);
+    if (ngx_http_llm_retryable(ctx->attempt)) {
+        rc = ngx_http_llm_next_attempt(r, ctx);
 
         if (rc != NGX_DONE) {
             ngx_http_finalize_request(r, rc);
@@ -636,6 +956,80 @@ ngx_http_llm_resume(ngx_http_request_t *r)
     }
 
     ngx_http_finalize_request(r, ngx_http_llm_send_failure(r, ctx));
+}
+
+
+/*
+ * The attempt's deadline: before the first useful bytes it is the time to
+ * first token (llm_router_ttft_timeout), after them the longest silence
+ * allowed (llm_router_idle_timeout).  Either stops the attempt the way a
+ * proxy read timeout would: upstream's own code closes the provider
+ * connection and finalizes the subrequest.
+ */
+
+static void
+ngx_http_llm_timer_handler(ngx_event_t *ev)
+{
+    ngx_connection_t     *c, *pc;
+    ngx_http_request_t   *r;
+    ngx_http_upstream_t  *u;
+    ngx_http_llm_ctx_t   *ctx;
+
+    c = ev->data;
+    r = c->data;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llm_router_module);
+
+    if (ctx == NULL || ctx->sr == NULL || ctx->finished) {
+        return;
+    }
+
+    u = ctx->sr->upstream;
+
+    if (u == NULL || u->peer.connection == NULL) {
+        /* not connected yet (a resolver at work): look again soon */
+        ngx_add_timer(ev, 100);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                  "llm: provider \"%V\" %s, stopping the attempt",
+                  &ctx->attempt->endpoint->provider->name,
+                  ctx->committed ? "went silent past llm_router_idle_timeout"
+                                 : "gave no first token within "
+                                   "llm_router_ttft_timeout");
+
+    ctx->timed_out = 1;
+
+    pc = u->peer.connection;
+    pc->read->timedout = 1;
+
+    ngx_post_event(pc->read, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_llm_cleanup(void *data)
+{
+    ngx_http_llm_ctx_t *ctx = data;
+
+    ngx_http_llm_main_conf_t  *lmcf;
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+
+    if (ctx->inflight) {
+        /* the request went away without its attempt finishing */
+
+        ctx->inflight = 0;
+
+        lmcf = ngx_http_get_module_main_conf(ctx->request,
+                                             ngx_http_llm_router_module);
+
+        ngx_http_llm_stats_outcome(lmcf, ctx->attempt->endpoint->stats,
+                                   NGX_HTTP_LLM_OUTCOME_NEUTRAL, 0, 0);
+    }
 }
 
 
@@ -674,6 +1068,7 @@ ngx_http_llm_send_failure(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
     json_t                  *meta, *list, *item;
     ngx_str_t                msg;
     ngx_uint_t               i, status, timeouts;
+    ngx_table_elt_t         *h;
     ngx_http_llm_attempt_t  *a, *last;
 
     a = ctx->attempts.elts;
@@ -731,14 +1126,30 @@ ngx_http_llm_send_failure(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
     }
 
     if (last->reason == NGX_HTTP_LLM_FAIL_STATUS
-        && !ngx_http_llm_retryable(last))
+        && (!ngx_http_llm_retryable(last) || !ctx->prefs.allow_fallbacks)
+        && last->status >= NGX_HTTP_BAD_REQUEST)
     {
-        /* the provider judged the client's request: pass its verdict on */
+        /*
+         * The provider judged the client's request, or the client wants no
+         * fallback: pass the provider's verdict on.
+         */
 
         msg = last->message;
 
         if (msg.len == 0) {
             ngx_str_set(&msg, "The provider rejected the request");
+        }
+
+        if (last->retry_after.len) {
+            h = ngx_list_push(&r->headers_out.headers);
+            if (h == NULL) {
+                json_decref(meta);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            h->hash = 1;
+            ngx_str_set(&h->key, "Retry-After");
+            h->value = last->retry_after;
         }
 
         return ngx_http_llm_send_error_json(r, last->status, NULL, NULL, &msg,

@@ -43,6 +43,9 @@ static ngx_int_t ngx_http_llm_error_page_header(ngx_http_request_t *r,
 static ngx_int_t ngx_http_llm_error_page_body(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx, ngx_chain_t *in);
 static void ngx_http_llm_consume(ngx_chain_t *in);
+static void ngx_http_llm_idle_timer(ngx_http_llm_ctx_t *ctx);
+static ngx_int_t ngx_http_llm_keep_retry_after(ngx_http_request_t *sr,
+    ngx_http_llm_attempt_t *a);
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -143,7 +146,8 @@ ngx_http_llm_attempt_header(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx)
     if (a->status < NGX_HTTP_OK || a->status >= NGX_HTTP_SPECIAL_RESPONSE) {
         ctx->failed = 1;
         a->reason = NGX_HTTP_LLM_FAIL_STATUS;
-        return NGX_OK;
+
+        return ngx_http_llm_keep_retry_after(sr, a);
     }
 
     type = &sr->headers_out.content_type;
@@ -252,7 +256,30 @@ ngx_http_llm_attempt_body(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx,
         return NGX_OK;
     }
 
+    if (ctx->committed) {
+        ngx_http_llm_idle_timer(ctx);
+    }
+
     return NGX_OK;
+}
+
+
+/* after the first useful bytes, the deadline is the next bytes' */
+
+static void
+ngx_http_llm_idle_timer(ngx_http_llm_ctx_t *ctx)
+{
+    ngx_http_llm_loc_conf_t  *llcf;
+
+    llcf = ngx_http_get_module_loc_conf(ctx->request,
+                                        ngx_http_llm_router_module);
+
+    if (llcf->idle_timeout) {
+        ngx_add_timer(&ctx->timer, llcf->idle_timeout);
+
+    } else if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
 }
 
 
@@ -748,6 +775,51 @@ ngx_http_llm_stream_end(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
     json_decref(chunk);
 
     return rc;
+}
+
+
+/* a provider's Retry-After, for a client that gets its error as is */
+
+static ngx_int_t
+ngx_http_llm_keep_retry_after(ngx_http_request_t *sr,
+    ngx_http_llm_attempt_t *a)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &sr->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NGX_OK;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0 || h[i].key.len != sizeof("Retry-After") - 1
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Retry-After",
+                               sizeof("Retry-After") - 1) != 0
+            || h[i].value.len > 32)
+        {
+            continue;
+        }
+
+        a->retry_after.data = ngx_pstrdup(sr->pool, &h[i].value);
+        if (a->retry_after.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        a->retry_after.len = h[i].value.len;
+
+        return NGX_OK;
+    }
 }
 
 

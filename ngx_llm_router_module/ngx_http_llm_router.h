@@ -31,6 +31,17 @@
 #define NGX_HTTP_LLM_FAIL_CUT           5   /* ended before completion */
 #define NGX_HTTP_LLM_FAIL_INTERNAL      6   /* the router itself failed */
 
+/* what an attempt says about its endpoint */
+#define NGX_HTTP_LLM_OUTCOME_OK         0
+#define NGX_HTTP_LLM_OUTCOME_FAILED     1
+#define NGX_HTTP_LLM_OUTCOME_NEUTRAL    2
+
+/* how a model's endpoints are ordered */
+#define NGX_HTTP_LLM_SORT_DEFAULT       0
+#define NGX_HTTP_LLM_SORT_PRICE         1
+#define NGX_HTTP_LLM_SORT_LATENCY       2
+#define NGX_HTTP_LLM_SORT_THROUGHPUT    3
+
 /* a provider's JSON answer is never allowed to grow past this */
 #define NGX_HTTP_LLM_MAX_RESPONSE       (32 * 1024 * 1024)
 /* a provider's error body is kept up to this many bytes for the message */
@@ -46,8 +57,31 @@ typedef struct {
 } ngx_http_llm_provider_t;
 
 
+/* live statistics of an endpoint, in the shared zone */
+
+typedef struct {
+    ngx_atomic_t                inflight;
+    ngx_atomic_t                requests;     /* attempts */
+    ngx_atomic_t                errors;       /* failed attempts */
+    ngx_atomic_t                failures;     /* consecutive failures */
+    ngx_atomic_t                last_failure; /* msec */
+    ngx_atomic_t                cooldown_until; /* msec */
+    ngx_atomic_t                probe;        /* msec a probe started */
+    ngx_atomic_t                ttft;         /* EWMA, msec, plus one */
+    ngx_atomic_t                tps;          /* EWMA, tokens/s * 1000 + 1 */
+    ngx_atomic_t                error_rate;   /* EWMA, ppm, plus one */
+} ngx_http_llm_stats_t;
+
+
+typedef struct {
+    ngx_queue_t                 nodes;
+    ngx_atomic_t                generation;   /* configurations loaded */
+} ngx_http_llm_shctx_t;
+
+
 typedef struct {
     ngx_http_llm_provider_t    *provider;
+    ngx_http_llm_stats_t       *stats;
     ngx_str_t                   model;        /* the provider's model id */
     ngx_str_t                   chat_url;     /* full URL for chat */
     int64_t                     input_price;  /* pico-USD per token */
@@ -64,9 +98,19 @@ typedef struct {
 } ngx_http_llm_model_t;
 
 
+typedef struct ngx_http_llm_auto_s  ngx_http_llm_auto_t;
+
+
 typedef struct {
     ngx_array_t                 providers;    /* ngx_http_llm_provider_t * */
     ngx_array_t                 models;       /* ngx_http_llm_model_t * */
+    ngx_array_t                 autos;        /* ngx_http_llm_auto_t * */
+
+    ngx_shm_zone_t             *shm_zone;
+    ngx_http_llm_shctx_t       *sh;
+
+    ngx_uint_t                  circuit_failures;
+    ngx_msec_t                  circuit_cooldown;
 } ngx_http_llm_main_conf_t;
 
 
@@ -76,6 +120,13 @@ typedef struct ngx_http_llm_mock_conf_s  ngx_http_llm_mock_conf_t;
 typedef struct {
     ngx_str_t                   upstream_location;
     ngx_uint_t                  max_attempts;
+    ngx_msec_t                  ttft_timeout;
+    ngx_msec_t                  idle_timeout;
+    double                      weight_cost;
+    double                      weight_latency;
+    double                      weight_throughput;
+    double                      weight_errors;
+    ngx_flag_t                  weights;      /* llm_router_weights set */
     ngx_http_llm_mock_conf_t   *mock;
     u_char                     *file;         /* where llm_router is */
     ngx_uint_t                  line;
@@ -113,7 +164,31 @@ typedef struct {
 typedef struct {
     ngx_http_llm_model_t       *model;
     ngx_http_llm_endpoint_t    *endpoint;
+    double                      key;          /* for ordering */
+    unsigned                    probe:1;      /* circuit half open */
 } ngx_http_llm_candidate_t;
+
+
+/* a model the request names, and how it wants its endpoints ordered */
+
+typedef struct {
+    ngx_http_llm_model_t       *model;
+    ngx_uint_t                  sort;         /* from ":floor", ":nitro" */
+} ngx_http_llm_model_ref_t;
+
+
+/* OpenRouter's "provider" object */
+
+typedef struct {
+    ngx_array_t                *order;        /* ngx_str_t */
+    ngx_array_t                *only;
+    ngx_array_t                *ignore;
+    int64_t                     max_prompt;   /* pico-USD/token, -1: any */
+    int64_t                     max_completion;
+    ngx_uint_t                  sort;
+    const char                 *unknown;      /* an unknown field */
+    unsigned                    allow_fallbacks:1;
+} ngx_http_llm_prefs_t;
 
 
 typedef struct {
@@ -124,6 +199,7 @@ typedef struct {
     ngx_str_t                   message;      /* provider's error message */
     ngx_msec_t                  start;
     ngx_msec_t                  ttft;
+    ngx_str_t                   retry_after;  /* the provider's header */
     int64_t                     prompt_tokens;
     int64_t                     completion_tokens;
     unsigned                    usage_seen:1;
@@ -137,6 +213,9 @@ typedef struct {
     ngx_uint_t                  api;          /* NGX_HTTP_LLM_API_* */
     json_t                     *body;         /* the client's request */
     ngx_http_llm_model_t       *model;        /* as requested */
+    ngx_array_t                 models;       /* ngx_http_llm_model_ref_t */
+    ngx_http_llm_prefs_t        prefs;
+    ngx_event_t                 timer;        /* ttft, then idle */
 
     ngx_array_t                 candidates;   /* ngx_http_llm_candidate_t */
     ngx_uint_t                  next;         /* next candidate to try */
@@ -153,6 +232,10 @@ typedef struct {
 
     void                       *mock;         /* the mock provider's state */
 
+    ngx_uint_t                  reject_status; /* what is wrong with */
+    const char                 *reject_code;  /*   the request */
+    ngx_str_t                   reject_msg;
+
     ngx_uint_t                  error_status; /* nginx's own error page */
     ngx_http_llm_sbuf_t         error_body;
 
@@ -161,6 +244,8 @@ typedef struct {
     unsigned                    sse_response:1; /* provider answers SSE */
     unsigned                    header_seen:1;
     unsigned                    failed:1;     /* the attempt failed */
+    unsigned                    timed_out:1;  /* our timer stopped it */
+    unsigned                    inflight:1;   /* counted in the stats */
     unsigned                    finished:1;   /* post_subrequest ran */
     unsigned                    complete:1;   /* provider answer ended */
     unsigned                    answered:1;   /* answer content seen */
@@ -187,6 +272,26 @@ ngx_int_t ngx_http_llm_openai_error_message(ngx_pool_t *pool, u_char *data,
     size_t len, ngx_str_t *msg);
 void ngx_http_llm_openai_error_text(ngx_pool_t *pool, json_t *root,
     ngx_str_t *msg);
+
+
+/* selection */
+
+const char *ngx_http_llm_parse_prefs(ngx_http_request_t *r, json_t *p,
+    ngx_http_llm_prefs_t *prefs);
+ngx_int_t ngx_http_llm_select(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
+    ngx_str_t *why);
+
+
+/* auto router */
+
+char *ngx_http_llm_auto_block(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_llm_auto_resolve(ngx_conf_t *cf,
+    ngx_http_llm_main_conf_t *lmcf);
+ngx_http_llm_auto_t *ngx_http_llm_find_auto(ngx_http_llm_main_conf_t *lmcf,
+    ngx_str_t *name);
+ngx_http_llm_model_t *ngx_http_llm_auto_match(ngx_http_request_t *r,
+    ngx_http_llm_auto_t *au, json_t *body);
 
 
 /* handler */
@@ -257,9 +362,30 @@ ngx_http_llm_model_t *ngx_http_llm_find_model(ngx_http_llm_main_conf_t *lmcf,
 ngx_int_t ngx_http_llm_models_handler(ngx_http_request_t *r, ngx_str_t *id);
 
 
+/* status */
+
+char *ngx_http_llm_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+
 /* variables */
 
 ngx_int_t ngx_http_llm_add_variables(ngx_conf_t *cf);
+
+
+/* statistics */
+
+char *ngx_http_llm_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_llm_add_zone(ngx_conf_t *cf, ngx_http_llm_main_conf_t *lmcf,
+    ngx_str_t *name, size_t size);
+ngx_uint_t ngx_http_llm_ewma_value(ngx_atomic_t *avg, ngx_uint_t *known);
+void ngx_http_llm_stats_attempt(ngx_http_llm_stats_t *st);
+void ngx_http_llm_stats_outcome(ngx_http_llm_main_conf_t *lmcf,
+    ngx_http_llm_stats_t *st, ngx_uint_t outcome, ngx_msec_t ttft,
+    ngx_uint_t tps_milli);
+ngx_int_t ngx_http_llm_stats_circuit(ngx_http_llm_main_conf_t *lmcf,
+    ngx_http_llm_stats_t *st);
+ngx_int_t ngx_http_llm_stats_probe(ngx_http_llm_main_conf_t *lmcf,
+    ngx_http_llm_stats_t *st);
 
 
 /* configuration */
