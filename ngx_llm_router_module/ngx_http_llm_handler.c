@@ -683,6 +683,7 @@ ngx_http_llm_start_attempt(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     ctx->answered = 0;
     ctx->stream_done = 0;
     ctx->done_sent = 0;
+    ctx->idle = 0;
     ctx->inflight = 1;
 
     ngx_http_llm_stats_attempt(ep->stats);
@@ -970,10 +971,12 @@ ngx_http_llm_resume(ngx_http_request_t *r)
 static void
 ngx_http_llm_timer_handler(ngx_event_t *ev)
 {
-    ngx_connection_t     *c, *pc;
-    ngx_http_request_t   *r;
-    ngx_http_upstream_t  *u;
-    ngx_http_llm_ctx_t   *ctx;
+    ngx_msec_t                silence;
+    ngx_connection_t         *c, *pc;
+    ngx_http_request_t       *r;
+    ngx_http_upstream_t      *u;
+    ngx_http_llm_ctx_t       *ctx;
+    ngx_http_llm_loc_conf_t  *llcf;
 
     c = ev->data;
     r = c->data;
@@ -982,6 +985,18 @@ ngx_http_llm_timer_handler(ngx_event_t *ev)
 
     if (ctx == NULL || ctx->sr == NULL || ctx->finished) {
         return;
+    }
+
+    if (ctx->idle) {
+        llcf = ngx_http_get_module_loc_conf(ctx->request,
+                                            ngx_http_llm_router_module);
+
+        silence = ngx_current_msec - ctx->last_read;
+
+        if (silence < llcf->idle_timeout) {
+            ngx_add_timer(ev, llcf->idle_timeout - silence);
+            return;
+        }
     }
 
     u = ctx->sr->upstream;

@@ -264,21 +264,34 @@ ngx_http_llm_attempt_body(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx,
 }
 
 
-/* after the first useful bytes, the deadline is the next bytes' */
+/*
+ * After the first useful bytes the deadline is the next bytes'.  The timer
+ * is armed once; every read only notes the time, and the timer handler
+ * re-arms itself while the provider keeps talking.
+ */
 
 static void
 ngx_http_llm_idle_timer(ngx_http_llm_ctx_t *ctx)
 {
     ngx_http_llm_loc_conf_t  *llcf;
 
+    ctx->last_read = ngx_current_msec;
+
+    if (ctx->idle) {
+        return;
+    }
+
+    ctx->idle = 1;
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+
     llcf = ngx_http_get_module_loc_conf(ctx->request,
                                         ngx_http_llm_router_module);
 
     if (llcf->idle_timeout) {
         ngx_add_timer(&ctx->timer, llcf->idle_timeout);
-
-    } else if (ctx->timer.timer_set) {
-        ngx_del_timer(&ctx->timer);
     }
 }
 

@@ -216,6 +216,7 @@ typedef struct {
     ngx_array_t                 models;       /* ngx_http_llm_model_ref_t */
     ngx_http_llm_prefs_t        prefs;
     ngx_event_t                 timer;        /* ttft, then idle */
+    ngx_msec_t                  last_read;    /* for the idle timer */
 
     ngx_array_t                 candidates;   /* ngx_http_llm_candidate_t */
     ngx_uint_t                  next;         /* next candidate to try */
@@ -246,6 +247,7 @@ typedef struct {
     unsigned                    failed:1;     /* the attempt failed */
     unsigned                    timed_out:1;  /* our timer stopped it */
     unsigned                    inflight:1;   /* counted in the stats */
+    unsigned                    idle:1;       /* the timer is the idle one */
     unsigned                    finished:1;   /* post_subrequest ran */
     unsigned                    complete:1;   /* provider answer ended */
     unsigned                    answered:1;   /* answer content seen */

@@ -310,3 +310,119 @@ qr/\[emerg\] \d+#\d+: invalid provider name "a b" in "llm_provider"/
     llm_provider x http://127.0.0.1/v1 key=file:$DIR/key;
 --- error eval
 qr/\A(?!.*sk-secret)(?s:.*)\[emerg\] \d+#\d+: "llm_provider" "x": the key from "file:\S+\/key" contains a character not allowed in a header in \S+nginx.conf:\d+/s
+
+
+
+=== TEST 26: llm_zone with a size too small
+--- http_config
+    llm_zone llm 4k;
+--- error eval
+qr/\[emerg\] \d+#\d+: invalid size "4k" in "llm_zone", it must be at least 32k in \S+nginx.conf:\d+/
+
+
+
+=== TEST 27: llm_auto naming an unknown model
+--- http_config
+    llm_provider x http://127.0.0.1/v1;
+    llm_model m { endpoint x; }
+    llm_auto auto {
+        prompt "~*x" nobody;
+        default m;
+    }
+--- error eval
+qr/\[emerg\] \d+#\d+: unknown model "nobody" in "llm_auto" "auto" in \S+nginx.conf:9/
+
+
+
+=== TEST 28: llm_auto without a default
+--- http_config
+    llm_provider x http://127.0.0.1/v1;
+    llm_model m { endpoint x; }
+    llm_auto auto {
+        tools m;
+    }
+--- error eval
+qr/\[emerg\] \d+#\d+: "llm_auto" "auto" has no "default" in \S+nginx.conf:\d+/
+
+
+
+=== TEST 29: llm_auto with a broken regex
+--- http_config
+    llm_provider x http://127.0.0.1/v1;
+    llm_model m { endpoint x; }
+    llm_auto auto {
+        prompt "~*(unclosed" m;
+        default m;
+    }
+--- error eval
+qr/\[emerg\] \d+#\d+: invalid regex "~\*\(unclosed" in "llm_auto" "auto": .*missing closing parenthesis.* in \S+nginx.conf:\d+/
+
+
+
+=== TEST 30: llm_auto with a bad token condition
+--- http_config
+    llm_provider x http://127.0.0.1/v1;
+    llm_model m { endpoint x; }
+    llm_auto auto {
+        tokens many m;
+        default m;
+    }
+--- error eval
+qr/\[emerg\] \d+#\d+: invalid "tokens" condition "many" in "llm_auto" "auto", use e.g. ">8000" or "<=500" in \S+nginx.conf:\d+/
+
+
+
+=== TEST 31: llm_auto with an unknown rule
+--- http_config
+    llm_provider x http://127.0.0.1/v1;
+    llm_model m { endpoint x; }
+    llm_auto auto {
+        weekday m;
+        default m;
+    }
+--- error eval
+qr/\[emerg\] \d+#\d+: unknown rule "weekday" in "llm_auto" "auto", expected "prompt", "last", "tokens", "tools", "images" or "default" in \S+nginx.conf:\d+/
+
+
+
+=== TEST 32: llm_auto with the name of a model
+--- http_config
+    llm_provider x http://127.0.0.1/v1;
+    llm_model m { endpoint x; }
+    llm_auto m {
+        default m;
+    }
+--- error eval
+qr/\[emerg\] \d+#\d+: duplicate model name "m" in "llm_auto" in \S+nginx.conf:\d+/
+
+
+
+=== TEST 33: llm_router_circuit_breaker with a bad parameter
+--- http_config
+    llm_router_circuit_breaker failures=0;
+--- error eval
+qr/\[emerg\] \d+#\d+: invalid parameter "failures=0" in "llm_router_circuit_breaker" in \S+nginx.conf:\d+/
+
+
+
+=== TEST 34: llm_router_weights with a bad parameter
+--- config
+        location /v1/ { llm_router; llm_router_weights cost=1 speed=2; }
+--- error eval
+qr/\[emerg\] \d+#\d+: invalid parameter "speed=2" in "llm_router_weights", use cost=, latency=, throughput=, errors= with numbers in \S+nginx.conf:\d+/
+
+
+
+=== TEST 35: the routing directives load
+--- http_config
+    llm_zone llm 1m;
+    llm_router_circuit_breaker failures=3 cooldown=10s;
+    llm_provider x http://127.0.0.1/v1;
+    llm_model m { endpoint x; }
+    llm_auto auto { default m; }
+--- config
+        llm_router_ttft_timeout 5s;
+        llm_router_idle_timeout 30s;
+        llm_router_weights cost=1 latency=0.5 throughput=0.25 errors=2;
+        location /v1/ { llm_router; }
+        location = /status { llm_status; }
