@@ -13,7 +13,7 @@ typedef struct {
 } ngx_http_llm_model_conf_ctx_t;
 
 
-static ngx_int_t ngx_http_llm_valid_name(ngx_str_t *name);
+static ngx_int_t ngx_http_llm_valid_name(ngx_str_t *name, const char *more);
 static ngx_int_t ngx_http_llm_load_key(ngx_conf_t *cf, ngx_str_t *spec,
     ngx_str_t *provider, ngx_str_t *key);
 static char *ngx_http_llm_model_line(ngx_conf_t *cf, ngx_command_t *dummy,
@@ -38,7 +38,7 @@ ngx_http_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (ngx_http_llm_valid_name(&value[1]) != NGX_OK) {
+    if (ngx_http_llm_valid_name(&value[1], "-_.") != NGX_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid provider name \"%V\" in \"llm_provider\", "
                            "use letters, digits, \"-\", \"_\" and \".\"",
@@ -175,8 +175,10 @@ ngx_http_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* letters, digits and the characters of "more" */
+
 static ngx_int_t
-ngx_http_llm_valid_name(ngx_str_t *name)
+ngx_http_llm_valid_name(ngx_str_t *name, const char *more)
 {
     u_char      c;
     ngx_uint_t  i;
@@ -189,8 +191,8 @@ ngx_http_llm_valid_name(ngx_str_t *name)
         c = name->data[i];
 
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-            || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'
-            || c == ':' || c == '/')
+            || (c >= '0' && c <= '9')
+            || (c && ngx_strchr(more, c) != NULL))
         {
             continue;
         }
@@ -353,7 +355,7 @@ ngx_http_llm_model_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (ngx_http_llm_valid_name(&value[1]) != NGX_OK) {
+    if (ngx_http_llm_valid_name(&value[1], "-_.:/") != NGX_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid model name \"%V\" in \"llm_model\", "
                            "use letters, digits and \"-_.:/\"", &value[1]);

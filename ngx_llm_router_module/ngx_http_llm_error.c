@@ -54,13 +54,17 @@ ngx_http_llm_error_json(ngx_uint_t status, const char *type, const char *code,
     json_t  *root, *err;
 
     root = json_object();
+    if (root == NULL) {
+        json_decref(metadata);
+        return NULL;
+    }
+
+    /* json_object_set_new() takes the reference even when it fails */
+
     err = json_object();
 
-    if (root == NULL || err == NULL
-        || json_object_set_new(root, "error", err) != 0)
-    {
+    if (json_object_set_new(root, "error", err) != 0) {
         json_decref(root);
-        json_decref(err);
         json_decref(metadata);
         return NULL;
     }
@@ -118,7 +122,7 @@ ngx_http_llm_send_error(ngx_http_request_t *r, ngx_uint_t status,
 {
     u_char      buf[1024];
     va_list     args;
-    ngx_str_t   msg;
+    ngx_str_t   msg, safe;
     ngx_uint_t  level;
 
     va_start(args, fmt);
@@ -129,7 +133,16 @@ ngx_http_llm_send_error(ngx_http_request_t *r, ngx_uint_t status,
     level = (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) ? NGX_LOG_WARN
                                                        : NGX_LOG_INFO;
 
-    ngx_log_error(level, r->connection->log, 0, "llm: %ui %V", status, &msg);
+    if (r->connection->log->log_level >= level) {
+        /* the message may quote the client: no control characters */
+
+        if (ngx_http_llm_printable(r->pool, msg.data, msg.len, NULL, &safe)
+            == NGX_OK)
+        {
+            ngx_log_error(level, r->connection->log, 0, "llm: %ui %V",
+                          status, &safe);
+        }
+    }
 
     return ngx_http_llm_send_error_json(r, status, type, code, &msg, NULL);
 }

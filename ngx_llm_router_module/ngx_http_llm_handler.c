@@ -18,6 +18,8 @@
  */
 
 
+static ngx_uint_t ngx_http_llm_uri_ends_with(ngx_http_request_t *r,
+    const char *s, size_t len);
 static ngx_int_t ngx_http_llm_method_not_allowed(ngx_http_request_t *r,
     const char *allow);
 static void ngx_http_llm_chat_body_handler(ngx_http_request_t *r);
@@ -27,6 +29,7 @@ static ngx_int_t ngx_http_llm_reject(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *fmt, ...);
 static ngx_int_t ngx_http_llm_models(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx, json_t *body);
+static ngx_int_t ngx_http_llm_strip(ngx_http_request_t *r, json_t *body);
 static ngx_int_t ngx_http_llm_add_model(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx, json_t *body, ngx_str_t *name);
 static const char *ngx_http_llm_check_messages(json_t *messages,
@@ -40,10 +43,10 @@ static void ngx_http_llm_attempt_outcome(ngx_http_request_t *r,
 static void ngx_http_llm_timer_handler(ngx_event_t *ev);
 static void ngx_http_llm_cleanup(void *data);
 static ngx_int_t ngx_http_llm_subrequest_headers(ngx_http_request_t *r,
-    ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx,
-    ngx_http_llm_endpoint_t *ep);
-static ngx_int_t ngx_http_llm_push_header(ngx_http_request_t *sr,
-    const char *name, ngx_str_t *value);
+    ngx_http_llm_ctx_t *ctx, ngx_http_llm_endpoint_t *ep,
+    ngx_http_headers_in_t *hin);
+static ngx_int_t ngx_http_llm_push_header(ngx_http_request_t *r,
+    ngx_http_headers_in_t *hin, const char *name, ngx_str_t *value);
 static ngx_int_t ngx_http_llm_attempt_done(ngx_http_request_t *sr, void *data,
     ngx_int_t rc);
 static void ngx_http_llm_resume(ngx_http_request_t *r);
@@ -77,7 +80,7 @@ ngx_http_llm_get_ctx(ngx_http_request_t *r)
 }
 
 
-static ngx_int_t
+static ngx_uint_t
 ngx_http_llm_uri_ends_with(ngx_http_request_t *r, const char *s, size_t len)
 {
     return r->uri.len >= len
@@ -285,6 +288,10 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 
     rc = ngx_http_llm_models(r, ctx, body);
 
+    if (rc == NGX_OK) {
+        rc = ngx_http_llm_strip(r, body);
+    }
+
     if (rc == NGX_DECLINED) {
         return ngx_http_llm_send_error(r, ctx->reject_status, NULL,
                                        ctx->reject_code, "%V",
@@ -317,6 +324,42 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
     }
 
     return ngx_http_llm_next_attempt(r, ctx);
+}
+
+
+/*
+ * OpenRouter's routing fields are for the router: a provider would refuse
+ * them ("Unrecognized request argument").  What the routing preferences
+ * point into stays alive with the request's pool.
+ */
+
+static ngx_int_t
+ngx_http_llm_strip(ngx_http_request_t *r, json_t *body)
+{
+    json_t      *v;
+    ngx_uint_t   i;
+
+    static const char  *fields[] = {
+        "models", "provider", "route", "transforms", "usage", NULL
+    };
+
+    for (i = 0; fields[i]; i++) {
+        v = json_object_get(body, fields[i]);
+
+        if (v == NULL) {
+            continue;
+        }
+
+        if (ngx_http_llm_json_own(r->pool, json_incref(v)) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (json_object_del(body, fields[i]) != 0) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
@@ -591,6 +634,7 @@ ngx_http_llm_start_attempt(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     size_t                       len;
     ngx_chain_t                 *body;
     ngx_pool_cleanup_t          *cln;
+    ngx_http_headers_in_t        hin;
     ngx_http_request_t          *sr;
     ngx_http_llm_attempt_t      *a;
     ngx_http_llm_endpoint_t     *ep;
@@ -631,9 +675,22 @@ ngx_http_llm_start_attempt(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
 
     ctx->attempt = a;
 
+    if (ctx->request_body) {
+        /* the previous attempt is over: its body copy can go */
+        (void) ngx_pfree(r->pool, ctx->request_body);
+        ctx->request_body = NULL;
+    }
+
     if (ngx_http_llm_openai_request(ctx, ep, &body, &len) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    ctx->request_body = body->buf->start;
+
+    /*
+     * Everything the subrequest gets is made before it exists: once
+     * created it is posted, and must not run half set up.
+     */
 
     ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
     if (ps == NULL) {
@@ -643,34 +700,39 @@ ngx_http_llm_start_attempt(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     ps->handler = ngx_http_llm_attempt_done;
     ps->data = ctx;
 
-    if (ngx_http_subrequest(r, &llcf->upstream_location, NULL, &sr, ps, 0)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* the subrequest is only posted yet: give it its own method and body */
-
-    sr->method = NGX_HTTP_POST;
-    ngx_str_set(&sr->method_name, "POST");
-
     rb = ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t));
     if (rb == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     rb->bufs = body;
-    sr->request_body = rb;
 
-    if (ngx_http_llm_subrequest_headers(r, sr, ctx, ep) != NGX_OK) {
+    if (ngx_http_llm_subrequest_headers(r, ctx, ep, &hin) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    sr->headers_in.content_length_n = len;
+    hin.content_length_n = len;
+
+    if (ngx_http_subrequest(r, &llcf->upstream_location, NULL, &sr, ps, 0)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the subrequest is only posted yet: give it its method, body, headers */
+
+    sr->method = NGX_HTTP_POST;
+    ngx_str_set(&sr->method_name, "POST");
+    sr->request_body = rb;
+
+    sr->headers_in = hin;
+    sr->headers_in.headers.last = &sr->headers_in.headers.part;
 
     ngx_http_set_ctx(sr, ctx, ngx_http_llm_router_module);
 
     ctx->sr = sr;
+    ctx->held = NULL;
+    ctx->held_last = &ctx->held;
     ctx->in.len = 0;
     ctx->out.len = 0;
     ctx->id.len = 0;
@@ -684,6 +746,7 @@ ngx_http_llm_start_attempt(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     ctx->stream_done = 0;
     ctx->done_sent = 0;
     ctx->idle = 0;
+    ctx->warned = 0;
     ctx->inflight = 1;
 
     ngx_http_llm_stats_attempt(ep->stats);
@@ -704,30 +767,30 @@ ngx_http_llm_start_attempt(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
 
 /*
  * The subrequest gets a header list of its own: the client's headers,
- * its Authorization above all, never reach a provider.
+ * its Authorization above all, never reach a provider.  The list has room
+ * for all its headers in its first part, so it can be copied whole.
  */
 
 static ngx_int_t
-ngx_http_llm_subrequest_headers(ngx_http_request_t *r, ngx_http_request_t *sr,
-    ngx_http_llm_ctx_t *ctx, ngx_http_llm_endpoint_t *ep)
+ngx_http_llm_subrequest_headers(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
+    ngx_http_llm_endpoint_t *ep, ngx_http_headers_in_t *hin)
 {
     ngx_str_t  value;
 
-    ngx_memzero(&sr->headers_in, sizeof(ngx_http_headers_in_t));
+    ngx_memzero(hin, sizeof(ngx_http_headers_in_t));
 
-    if (ngx_list_init(&sr->headers_in.headers, r->pool, 4,
-                      sizeof(ngx_table_elt_t))
+    if (ngx_list_init(&hin->headers, r->pool, 4, sizeof(ngx_table_elt_t))
         != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    sr->headers_in.content_length_n = -1;
-    sr->headers_in.keep_alive_n = -1;
+    hin->content_length_n = -1;
+    hin->keep_alive_n = -1;
 
     ngx_str_set(&value, "application/json");
 
-    if (ngx_http_llm_push_header(sr, "Content-Type", &value) != NGX_OK) {
+    if (ngx_http_llm_push_header(r, hin, "Content-Type", &value) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -735,12 +798,12 @@ ngx_http_llm_subrequest_headers(ngx_http_request_t *r, ngx_http_request_t *sr,
         ngx_str_set(&value, "text/event-stream");
     }
 
-    if (ngx_http_llm_push_header(sr, "Accept", &value) != NGX_OK) {
+    if (ngx_http_llm_push_header(r, hin, "Accept", &value) != NGX_OK) {
         return NGX_ERROR;
     }
 
     if (ep->provider->authorization.len
-        && ngx_http_llm_push_header(sr, "Authorization",
+        && ngx_http_llm_push_header(r, hin, "Authorization",
                                     &ep->provider->authorization)
            != NGX_OK)
     {
@@ -752,13 +815,13 @@ ngx_http_llm_subrequest_headers(ngx_http_request_t *r, ngx_http_request_t *sr,
 
 
 static ngx_int_t
-ngx_http_llm_push_header(ngx_http_request_t *sr, const char *name,
-    ngx_str_t *value)
+ngx_http_llm_push_header(ngx_http_request_t *r, ngx_http_headers_in_t *hin,
+    const char *name, ngx_str_t *value)
 {
     size_t            len;
     ngx_table_elt_t  *h;
 
-    h = ngx_list_push(&sr->headers_in.headers);
+    h = ngx_list_push(&hin->headers);
     if (h == NULL) {
         return NGX_ERROR;
     }
@@ -769,7 +832,7 @@ ngx_http_llm_push_header(ngx_http_request_t *sr, const char *name,
     h->key.len = len;
     h->value = *value;
 
-    h->lowcase_key = ngx_pnalloc(sr->pool, len);
+    h->lowcase_key = ngx_pnalloc(r->pool, len);
     if (h->lowcase_key == NULL) {
         return NGX_ERROR;
     }
@@ -803,14 +866,29 @@ ngx_http_llm_attempt_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
     r = ctx->request;
     a = ctx->attempt;
 
-    if (r->connection->error) {
+    if (r->connection->error || r->connection->timedout
+        || rc == NGX_HTTP_REQUEST_TIME_OUT
+        || rc == NGX_HTTP_CLIENT_CLOSED_REQUEST)
+    {
+        /* the client's doing, not the provider's: nginx ends the request */
+
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "llm: client closed the connection during attempt %ui",
+                      "llm: client %s during attempt %ui",
+                      r->connection->timedout ? "timed out"
+                                              : "closed the connection",
                       ctx->attempts.nelts);
+
+        ctx->client_gone = 1;
 
         ngx_http_llm_attempt_outcome(r, ctx);
 
         return rc;
+    }
+
+    if (ctx->committed && ctx->done_sent) {
+        /* the client has the whole answer, whatever came after it */
+        ctx->complete = 1;
+        ctx->failed = 0;
     }
 
     if (!ctx->header_seen) {
@@ -897,7 +975,7 @@ ngx_http_llm_attempt_outcome(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
     a = ctx->attempt;
     tps = 0;
 
-    if (r->connection->error) {
+    if (ctx->client_gone) {
         outcome = NGX_HTTP_LLM_OUTCOME_NEUTRAL;
 
     } else if (!ctx->failed) {
@@ -908,7 +986,9 @@ ngx_http_llm_attempt_outcome(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
         now = ngx_current_msec;
         gen = now - a->start - a->ttft;
 
-        if (gen > 0 && a->completion_tokens > 0) {
+        if (gen > 0 && a->completion_tokens > 0
+            && a->completion_tokens < 1000000000)
+        {
             tps = (ngx_uint_t) (a->completion_tokens * 1000 * 1000 / gen);
         }
 
@@ -973,17 +1053,17 @@ ngx_http_llm_timer_handler(ngx_event_t *ev)
 {
     ngx_msec_t                silence;
     ngx_connection_t         *c, *pc;
-    ngx_http_request_t       *r;
     ngx_http_upstream_t      *u;
     ngx_http_llm_ctx_t       *ctx;
     ngx_http_llm_loc_conf_t  *llcf;
 
+    /* ev->data is the connection, for nginx's timer debug log */
+
+    ctx = (ngx_http_llm_ctx_t *) ((u_char *) ev
+                                  - offsetof(ngx_http_llm_ctx_t, timer));
     c = ev->data;
-    r = c->data;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_llm_router_module);
-
-    if (ctx == NULL || ctx->sr == NULL || ctx->finished) {
+    if (ctx->sr == NULL || ctx->finished) {
         return;
     }
 
@@ -1090,13 +1170,14 @@ ngx_http_llm_send_failure(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
     last = &a[ctx->attempts.nelts - 1];
 
     meta = json_object();
+    if (meta == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     list = json_array();
 
-    if (meta == NULL || list == NULL
-        || json_object_set_new(meta, "previous_errors", list) != 0)
-    {
+    if (json_object_set_new(meta, "previous_errors", list) != 0) {
         json_decref(meta);
-        json_decref(list);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1108,7 +1189,7 @@ ngx_http_llm_send_failure(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
             timeouts++;
         }
 
-        item = json_pack("{s:s%,s:s%,s:i,s:s}",
+        item = json_pack("{s:s%,s:s%,s:I,s:s}",
                          "provider", a[i].endpoint->provider->name.data,
                          a[i].endpoint->provider->name.len,
                          "model", a[i].model->name.data, a[i].model->name.len,
@@ -1142,11 +1223,15 @@ ngx_http_llm_send_failure(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 
     if (last->reason == NGX_HTTP_LLM_FAIL_STATUS
         && (!ngx_http_llm_retryable(last) || !ctx->prefs.allow_fallbacks)
-        && last->status >= NGX_HTTP_BAD_REQUEST)
+        && last->status >= NGX_HTTP_BAD_REQUEST
+        && last->status != NGX_HTTP_UNAUTHORIZED
+        && last->status != NGX_HTTP_FORBIDDEN
+        && last->status != NGX_HTTP_NOT_FOUND)
     {
         /*
          * The provider judged the client's request, or the client wants no
-         * fallback: pass the provider's verdict on.
+         * fallback: pass the provider's verdict on.  Not a 401, 403 or 404:
+         * those speak of the router's key or model id, not of the client.
          */
 
         msg = last->message;

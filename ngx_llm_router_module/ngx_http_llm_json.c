@@ -295,16 +295,20 @@ ngx_http_llm_price_string(u_char *p, int64_t pico)
 }
 
 
-/* a copy of at most 512 bytes with control characters made spaces */
+/*
+ * A provider's text made fit for a client and a log: control characters
+ * become spaces, the provider's key is masked, then it is cut to 512 bytes
+ * (masking first: a cut must not leave half a key unmasked).
+ */
 
 ngx_int_t
 ngx_http_llm_printable(ngx_pool_t *pool, u_char *data, size_t len,
-    ngx_str_t *out)
+    ngx_str_t *secret, ngx_str_t *out)
 {
     u_char  *p;
     size_t   i;
 
-    len = ngx_min(len, 512);
+    len = ngx_min(len, 65536);
 
     p = ngx_pnalloc(pool, len);
     if (p == NULL) {
@@ -315,12 +319,24 @@ ngx_http_llm_printable(ngx_pool_t *pool, u_char *data, size_t len,
         p[i] = (data[i] < 0x20 || data[i] == 0x7f) ? ' ' : data[i];
     }
 
-    while (len && p[len - 1] == ' ') {
-        len--;
-    }
-
     out->data = p;
     out->len = len;
+
+    if (secret) {
+        ngx_http_llm_redact(out, secret);
+    }
+
+    out->len = ngx_min(out->len, 512);
+
+    /* do not cut a UTF-8 sequence */
+
+    while (out->len && out->len < len && (p[out->len] & 0xc0) == 0x80) {
+        out->len--;
+    }
+
+    while (out->len && p[out->len - 1] == ' ') {
+        out->len--;
+    }
 
     return NGX_OK;
 }

@@ -15,11 +15,13 @@
  * failures on demand:
  *
  *     llm_mock [ttft=TIME] [interval=TIME] [chunks=N] [status=CODE]
- *              [fault=NAME] [text=STRING];
+ *              [fault=NAME] [text=STRING] [size=SIZE];
  *
  * Request headers X-Mock-TTFT, X-Mock-Interval (milliseconds),
  * X-Mock-Chunks, X-Mock-Status and X-Mock-Fault override the location's
- * settings for one request.  "text" may contain variables.
+ * settings for one request.  "text" may contain variables; "size" repeats
+ * the text to that many bytes.  The next chunk waits for the client to take
+ * the previous one.
  */
 
 
@@ -43,6 +45,7 @@ struct ngx_http_llm_mock_conf_s {
     ngx_uint_t                  chunks;
     ngx_uint_t                  status;
     ngx_uint_t                  fault;
+    size_t                      size;
     ngx_http_complex_value_t   *text;
 };
 
@@ -60,6 +63,8 @@ typedef struct {
     ngx_uint_t                  fault;
     int64_t                     prompt_tokens;
     time_t                      created;
+    ngx_http_llm_sbuf_t         sb;           /* the next bytes to send */
+    ngx_http_llm_ctx_t         *ctx;
     unsigned                    stream:1;
     unsigned                    include_usage:1;
     unsigned                    started:1;
@@ -92,7 +97,10 @@ static ngx_int_t ngx_http_llm_mock_json(ngx_http_request_t *r,
 static ngx_int_t ngx_http_llm_mock_header(ngx_http_request_t *r,
     ngx_uint_t status, const char *type, off_t len);
 static ngx_int_t ngx_http_llm_mock_send(ngx_http_request_t *r,
-    ngx_http_llm_sbuf_t *sb, ngx_uint_t last);
+    ngx_http_llm_mock_ctx_t *m, ngx_uint_t last);
+static ngx_int_t ngx_http_llm_mock_next(ngx_http_request_t *r,
+    ngx_http_llm_mock_ctx_t *m, ngx_int_t rc);
+static void ngx_http_llm_mock_writable(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llm_mock_chunk(ngx_http_request_t *r,
     ngx_http_llm_mock_ctx_t *m, ngx_http_llm_sbuf_t *sb, const char *role,
     ngx_str_t *content, const char *finish);
@@ -204,6 +212,19 @@ ngx_http_llm_mock(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             }
 
             mcf->fault = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "size=", 5) == 0) {
+            arg.data = value[i].data + 5;
+            arg.len = value[i].len - 5;
+
+            n = ngx_parse_size(&arg);
+            if (n <= 0 || n > 64 * 1024 * 1024) {
+                goto invalid;
+            }
+
+            mcf->size = n;
             continue;
         }
 
@@ -332,6 +353,7 @@ ngx_http_llm_mock_body(ngx_http_request_t *r)
     }
 
     ctx->mock = m;
+    m->ctx = ctx;
     m->request = r;
     m->prompt_tokens = ngx_max(1, (int64_t) len / 4);
 
@@ -353,7 +375,7 @@ ngx_http_llm_mock_body(ngx_http_request_t *r)
     cln->handler = ngx_http_llm_mock_cleanup;
     cln->data = m;
 
-    /* the timer's owner is found through the connection */
+    /* ev->data is the connection, for nginx's timer debug log */
 
     m->timer.handler = ngx_http_llm_mock_timer;
     m->timer.data = r->connection;
@@ -371,9 +393,11 @@ static ngx_int_t
 ngx_http_llm_mock_setup(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m,
     json_t *body)
 {
-    json_t                   *model, *so;
-    ngx_http_llm_loc_conf_t  *llcf;
-    ngx_http_llm_mock_conf_t *mcf;
+    u_char                    *p;
+    size_t                     n, len;
+    json_t                    *model, *so;
+    ngx_http_llm_loc_conf_t   *llcf;
+    ngx_http_llm_mock_conf_t  *mcf;
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_llm_router_module);
     mcf = llcf->mock;
@@ -418,6 +442,23 @@ ngx_http_llm_mock_setup(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m,
 
     if (m->text.len == 0) {
         ngx_str_set(&m->text, "(empty)");
+    }
+
+    if (mcf->size) {
+        /* the text repeated to the size asked for */
+
+        p = ngx_pnalloc(r->pool, mcf->size);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (n = 0; n < mcf->size; n += len) {
+            len = ngx_min(m->text.len, mcf->size - n);
+            ngx_memcpy(p + n, m->text.data, len);
+        }
+
+        m->text.data = p;
+        m->text.len = mcf->size;
     }
 
     if (m->pieces > m->text.len) {
@@ -569,22 +610,102 @@ ngx_http_llm_mock_timer(ngx_event_t *ev)
     ngx_int_t                 rc;
     ngx_connection_t         *c;
     ngx_http_request_t       *r;
-    ngx_http_llm_ctx_t       *ctx;
     ngx_http_llm_mock_ctx_t  *m;
 
-    c = ev->data;
-    r = c->data;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_llm_router_module);
-    m = ctx->mock;
+    m = (ngx_http_llm_mock_ctx_t *) ((u_char *) ev
+                                     - offsetof(ngx_http_llm_mock_ctx_t,
+                                                timer));
+    r = m->request;
+    c = r->connection;
 
     rc = ngx_http_llm_mock_step(r, m);
 
-    if (rc != NGX_AGAIN) {
+    if (rc != NGX_DONE) {
         ngx_http_finalize_request(r, rc);
     }
 
     ngx_http_run_posted_requests(c);
+}
+
+
+/* after a chunk: the next one in "interval", or once the client took it */
+
+static ngx_int_t
+ngx_http_llm_mock_next(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m,
+    ngx_int_t rc)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_AGAIN) {
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+        r->write_event_handler = ngx_http_llm_mock_writable;
+
+        if (!r->connection->write->ready) {
+            ngx_add_timer(r->connection->write, clcf->send_timeout);
+        }
+
+        if (ngx_handle_write_event(r->connection->write, clcf->send_lowat)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        return NGX_DONE;
+    }
+
+    ngx_add_timer(&m->timer, m->interval);
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_llm_mock_writable(ngx_http_request_t *r)
+{
+    ngx_int_t                 rc;
+    ngx_event_t              *wev;
+    ngx_http_llm_ctx_t       *ctx;
+    ngx_http_llm_mock_ctx_t  *m;
+
+    wev = r->connection->write;
+
+    if (wev->timedout) {
+        r->connection->timedout = 1;
+        ngx_http_finalize_request(r, NGX_HTTP_REQUEST_TIME_OUT);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llm_router_module);
+    m = ctx->mock;
+
+    rc = ngx_http_output_filter(r, NULL);
+
+    if (rc == NGX_AGAIN) {
+        rc = ngx_http_llm_mock_next(r, m, rc);
+
+        if (rc != NGX_DONE) {
+            ngx_http_finalize_request(r, rc);
+        }
+
+        return;
+    }
+
+    if (wev->timer_set) {
+        ngx_del_timer(wev);
+    }
+
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    rc = ngx_http_llm_mock_next(r, m, rc);
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
 }
 
 
@@ -599,7 +720,7 @@ ngx_http_llm_mock_cleanup(void *data)
 }
 
 
-/* NGX_AGAIN: more to come; anything else finalizes the request */
+/* NGX_DONE: more to come, or nothing ever; anything else finalizes */
 
 static ngx_int_t
 ngx_http_llm_mock_step(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m)
@@ -607,14 +728,15 @@ ngx_http_llm_mock_step(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m)
     ngx_int_t             rc;
     ngx_str_t             piece;
     ngx_uint_t            last;
-    ngx_http_llm_sbuf_t   sb;
+    ngx_http_llm_sbuf_t  *sb;
 
     if (!m->started) {
         m->started = 1;
         return ngx_http_llm_mock_start(r, m);
     }
 
-    ngx_memzero(&sb, sizeof(ngx_http_llm_sbuf_t));
+    sb = &m->sb;
+    sb->len = 0;
 
     if (m->fault == NGX_HTTP_LLM_MOCK_DROP) {
         /* close in the middle of the stream */
@@ -622,7 +744,7 @@ ngx_http_llm_mock_step(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m)
     }
 
     if (m->fault == NGX_HTTP_LLM_MOCK_SSE_ERROR_MID) {
-        rc = ngx_http_llm_mock_event(r, &sb,
+        rc = ngx_http_llm_mock_event(r, sb,
                  json_pack("{s:{s:s,s:s,s:i}}", "error",
                            "message", "mock failure in the middle",
                            "type", "server_error", "code", 500));
@@ -630,13 +752,13 @@ ngx_http_llm_mock_step(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m)
             return NGX_ERROR;
         }
 
-        return ngx_http_llm_mock_send(r, &sb, 1);
+        return ngx_http_llm_mock_send(r, m, 1);
     }
 
     if (m->sent < m->pieces) {
         ngx_http_llm_mock_piece(m, m->sent++, &piece);
 
-        if (ngx_http_llm_mock_chunk(r, m, &sb, NULL, &piece, NULL) != NGX_OK) {
+        if (ngx_http_llm_mock_chunk(r, m, sb, NULL, &piece, NULL) != NGX_OK) {
             return NGX_ERROR;
         }
     }
@@ -644,12 +766,12 @@ ngx_http_llm_mock_step(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m)
     last = (m->sent == m->pieces);
 
     if (last) {
-        if (ngx_http_llm_mock_chunk(r, m, &sb, NULL, NULL, "stop") != NGX_OK) {
+        if (ngx_http_llm_mock_chunk(r, m, sb, NULL, NULL, "stop") != NGX_OK) {
             return NGX_ERROR;
         }
 
         if (m->include_usage
-            && ngx_http_llm_mock_event(r, &sb,
+            && ngx_http_llm_mock_event(r, sb,
                    json_pack("{s:s,s:s,s:I,s:s%,s:[],s:o}",
                              "id", "chatcmpl-mock",
                              "object", "chat.completion.chunk",
@@ -663,23 +785,17 @@ ngx_http_llm_mock_step(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m)
         }
 
         if (m->fault != NGX_HTTP_LLM_MOCK_NO_DONE
-            && ngx_http_llm_sbuf_append(r->pool, &sb,
+            && ngx_http_llm_sbuf_append(r->pool, sb,
                                         (u_char *) "data: [DONE]\n\n", 14, 0)
                != NGX_OK)
         {
             return NGX_ERROR;
         }
+
+        return ngx_http_llm_mock_send(r, m, 1);
     }
 
-    rc = ngx_http_llm_mock_send(r, &sb, last);
-
-    if (last || rc == NGX_ERROR) {
-        return rc;
-    }
-
-    ngx_add_timer(&m->timer, m->interval);
-
-    return NGX_AGAIN;
+    return ngx_http_llm_mock_next(r, m, ngx_http_llm_mock_send(r, m, 0));
 }
 
 
@@ -689,20 +805,21 @@ ngx_http_llm_mock_start(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m)
     ngx_int_t             rc;
     ngx_str_t             piece, empty;
     ngx_table_elt_t      *h;
-    ngx_http_llm_sbuf_t   sb;
+    ngx_http_llm_sbuf_t  *sb;
+
+    sb = &m->sb;
+    sb->len = 0;
 
     switch (m->fault) {
 
     case NGX_HTTP_LLM_MOCK_HANG:
-        return NGX_AGAIN;
+        return NGX_DONE;
 
     case NGX_HTTP_LLM_MOCK_CLOSE:
         return NGX_HTTP_CLOSE;
 
     case NGX_HTTP_LLM_MOCK_GARBAGE:
-        ngx_memzero(&sb, sizeof(ngx_http_llm_sbuf_t));
-
-        if (ngx_http_llm_sbuf_append(r->pool, &sb,
+        if (ngx_http_llm_sbuf_append(r->pool, sb,
                                      (u_char *) "data: {this is not json\n\n",
                                      sizeof("data: {this is not json\n\n") - 1,
                                      0)
@@ -714,12 +831,12 @@ ngx_http_llm_mock_start(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m)
         rc = ngx_http_llm_mock_header(r, NGX_HTTP_OK,
                                       m->stream ? "text/event-stream"
                                                 : "application/json",
-                                      sb.len);
+                                      sb->len);
         if (rc != NGX_OK) {
             return rc;
         }
 
-        return ngx_http_llm_mock_send(r, &sb, 1);
+        return ngx_http_llm_mock_send(r, m, 1);
     }
 
     if (m->status && m->status != NGX_HTTP_OK) {
@@ -748,10 +865,8 @@ ngx_http_llm_mock_start(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m)
         return rc;
     }
 
-    ngx_memzero(&sb, sizeof(ngx_http_llm_sbuf_t));
-
     if (m->fault == NGX_HTTP_LLM_MOCK_SSE_ERROR) {
-        rc = ngx_http_llm_mock_event(r, &sb,
+        rc = ngx_http_llm_mock_event(r, sb,
                  json_pack("{s:{s:s,s:s,s:i}}", "error",
                            "message", "mock failure before the answer",
                            "type", "server_error", "code", 500));
@@ -759,25 +874,25 @@ ngx_http_llm_mock_start(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m)
             return NGX_ERROR;
         }
 
-        return ngx_http_llm_mock_send(r, &sb, 1);
+        return ngx_http_llm_mock_send(r, m, 1);
     }
 
     ngx_str_set(&empty, "");
 
-    if (ngx_http_llm_mock_chunk(r, m, &sb, "assistant", &empty, NULL)
+    if (ngx_http_llm_mock_chunk(r, m, sb, "assistant", &empty, NULL)
         != NGX_OK)
     {
         return NGX_ERROR;
     }
 
     if (m->fault == NGX_HTTP_LLM_MOCK_ROLE_STALL) {
-        rc = ngx_http_llm_mock_send(r, &sb, 0);
-        return rc == NGX_ERROR ? NGX_ERROR : NGX_AGAIN;
+        rc = ngx_http_llm_mock_send(r, m, 0);
+        return (rc == NGX_ERROR) ? NGX_ERROR : NGX_DONE;
     }
 
     ngx_http_llm_mock_piece(m, m->sent++, &piece);
 
-    if (ngx_http_llm_mock_chunk(r, m, &sb, NULL, &piece, NULL) != NGX_OK) {
+    if (ngx_http_llm_mock_chunk(r, m, sb, NULL, &piece, NULL) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -786,28 +901,21 @@ ngx_http_llm_mock_start(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m)
         m->interval = 0;
     }
 
-    rc = ngx_http_llm_mock_send(r, &sb, 0);
+    rc = ngx_http_llm_mock_send(r, m, 0);
 
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
+    if (m->fault == NGX_HTTP_LLM_MOCK_STALL && rc != NGX_ERROR) {
+        return NGX_DONE;
     }
 
-    if (m->fault == NGX_HTTP_LLM_MOCK_STALL) {
-        return NGX_AGAIN;
-    }
-
-    ngx_add_timer(&m->timer, m->interval);
-
-    return NGX_AGAIN;
+    return ngx_http_llm_mock_next(r, m, rc);
 }
 
 
 static ngx_int_t
 ngx_http_llm_mock_json(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m)
 {
-    json_t               *json;
-    ngx_int_t             rc;
-    ngx_http_llm_sbuf_t   sb;
+    json_t     *json;
+    ngx_int_t   rc;
 
     json = json_pack("{s:s,s:s,s:I,s:s%,s:[{s:i,s:{s:s,s:s%},s:s}],s:o}",
                      "id", "chatcmpl-mock",
@@ -826,9 +934,7 @@ ngx_http_llm_mock_json(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m)
         return NGX_ERROR;
     }
 
-    ngx_memzero(&sb, sizeof(ngx_http_llm_sbuf_t));
-
-    rc = ngx_http_llm_json_dump(r->pool, json, &sb);
+    rc = ngx_http_llm_json_dump(r->pool, json, &m->sb);
 
     json_decref(json);
 
@@ -836,7 +942,8 @@ ngx_http_llm_mock_json(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m)
         return NGX_ERROR;
     }
 
-    rc = ngx_http_llm_mock_header(r, NGX_HTTP_OK, "application/json", sb.len);
+    rc = ngx_http_llm_mock_header(r, NGX_HTTP_OK, "application/json",
+                                  m->sb.len);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -846,18 +953,18 @@ ngx_http_llm_mock_json(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m)
     {
         /* half of the promised body, then trouble */
 
-        sb.len /= 2;
+        m->sb.len /= 2;
 
-        rc = ngx_http_llm_mock_send(r, &sb, 0);
+        rc = ngx_http_llm_mock_send(r, m, 0);
 
         if (rc == NGX_ERROR || m->fault == NGX_HTTP_LLM_MOCK_DROP) {
             return NGX_ERROR;
         }
 
-        return NGX_AGAIN;
+        return NGX_DONE;
     }
 
-    return ngx_http_llm_mock_send(r, &sb, 1);
+    return ngx_http_llm_mock_send(r, m, 1);
 }
 
 
@@ -887,29 +994,13 @@ ngx_http_llm_mock_header(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/* sends m->sb, in buffers reused once the client took them */
+
 static ngx_int_t
-ngx_http_llm_mock_send(ngx_http_request_t *r, ngx_http_llm_sbuf_t *sb,
+ngx_http_llm_mock_send(ngx_http_request_t *r, ngx_http_llm_mock_ctx_t *m,
     ngx_uint_t last)
 {
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    b->pos = sb->data;
-    b->last = sb->data + sb->len;
-    b->memory = sb->len ? 1 : 0;
-    b->flush = 1;
-    b->last_buf = last;
-    b->last_in_chain = last;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_llm_output(r, m->ctx, m->sb.data, m->sb.len, last);
 }
 
 

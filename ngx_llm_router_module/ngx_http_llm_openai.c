@@ -76,8 +76,12 @@ ngx_http_llm_openai_request(ngx_http_llm_ctx_t *ctx,
         return NGX_ERROR;
     }
 
+    /* upstream rewinds request buffers to "start" when it retries */
+
+    b->start = sb.data;
     b->pos = sb.data;
     b->last = sb.data + sb.len;
+    b->end = b->last;
     b->memory = 1;
     b->last_buf = 1;
 
@@ -143,9 +147,9 @@ ngx_int_t
 ngx_http_llm_openai_event(ngx_http_llm_ctx_t *ctx, ngx_http_llm_sse_event_t *ev,
     ngx_http_llm_sbuf_t *out)
 {
-    json_t     *root;
-    ngx_int_t   rc;
-    ngx_pool_t *pool;
+    json_t      *root;
+    ngx_int_t    rc;
+    ngx_pool_t  *pool;
 
     pool = ctx->request->pool;
 
@@ -176,7 +180,9 @@ ngx_http_llm_openai_event(ngx_http_llm_ctx_t *ctx, ngx_http_llm_sse_event_t *ev,
     }
 
     if (json_object_get(root, "error") != NULL) {
-        ngx_http_llm_openai_error_text(pool, root, &ctx->attempt->message);
+        ngx_http_llm_openai_error_text(pool, root,
+                                       &ctx->attempt->endpoint->provider->key,
+                                       &ctx->attempt->message);
         json_decref(root);
         return NGX_ABORT;
     }
@@ -502,14 +508,14 @@ ngx_http_llm_openai_chunk_of(json_t *completion)
 
 ngx_int_t
 ngx_http_llm_openai_error_message(ngx_pool_t *pool, u_char *data, size_t len,
-    ngx_str_t *msg)
+    ngx_str_t *secret, ngx_str_t *msg)
 {
     json_t  *root;
 
     root = json_loadb((const char *) data, len, JSON_ALLOW_NUL, NULL);
 
     if (root != NULL) {
-        ngx_http_llm_openai_error_text(pool, root, msg);
+        ngx_http_llm_openai_error_text(pool, root, secret, msg);
         json_decref(root);
 
         if (msg->len) {
@@ -528,12 +534,13 @@ ngx_http_llm_openai_error_message(ngx_pool_t *pool, u_char *data, size_t len,
         return NGX_DECLINED;
     }
 
-    return ngx_http_llm_printable(pool, data, len, msg);
+    return ngx_http_llm_printable(pool, data, len, secret, msg);
 }
 
 
 void
-ngx_http_llm_openai_error_text(ngx_pool_t *pool, json_t *root, ngx_str_t *msg)
+ngx_http_llm_openai_error_text(ngx_pool_t *pool, json_t *root,
+    ngx_str_t *secret, ngx_str_t *msg)
 {
     json_t  *err, *v;
 
@@ -561,5 +568,5 @@ ngx_http_llm_openai_error_text(ngx_pool_t *pool, json_t *root, ngx_str_t *msg)
     }
 
     (void) ngx_http_llm_printable(pool, (u_char *) json_string_value(v),
-                                  json_string_length(v), msg);
+                                  json_string_length(v), secret, msg);
 }

@@ -30,6 +30,10 @@ static ngx_int_t ngx_http_llm_attempt_header(ngx_http_request_t *sr,
     ngx_http_llm_ctx_t *ctx);
 static ngx_int_t ngx_http_llm_attempt_body(ngx_http_request_t *sr,
     ngx_http_llm_ctx_t *ctx, ngx_chain_t *in);
+static ngx_int_t ngx_http_llm_attempt_buf(ngx_http_request_t *sr,
+    ngx_http_llm_ctx_t *ctx, ngx_buf_t *b);
+static size_t ngx_http_llm_busy(ngx_http_llm_ctx_t *ctx);
+static void ngx_http_llm_stop(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx);
 static ngx_int_t ngx_http_llm_relay_stream(ngx_http_request_t *sr,
     ngx_http_llm_ctx_t *ctx, u_char *pos, u_char *last);
 static ngx_int_t ngx_http_llm_relay_json(ngx_http_request_t *sr,
@@ -158,7 +162,14 @@ ngx_http_llm_attempt_header(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx)
            == 0)
     {
         ctx->sse_response = 1;
-        ngx_http_llm_sse_init(&ctx->sse, sr->pool, NGX_HTTP_LLM_MAX_RESPONSE);
+        ngx_http_llm_sse_init(&ctx->sse, sr->pool, NGX_HTTP_LLM_MAX_EVENT);
+
+        if (!ctx->stream) {
+            /* a stream for a client that wants one JSON answer */
+            ngx_http_llm_attempt_failed(sr, ctx, NGX_HTTP_LLM_FAIL_INVALID,
+                                        "a stream was not asked for");
+        }
+
         return NGX_OK;
     }
 
@@ -168,9 +179,12 @@ ngx_http_llm_attempt_header(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx)
         return NGX_OK;
     }
 
+    /* room for the announced answer, within reason: the rest as it comes */
+
     if (sr->headers_out.content_length_n > 0
         && ngx_http_llm_sbuf_reserve(sr->pool, &ctx->in,
-                                     sr->headers_out.content_length_n)
+                                     ngx_min(sr->headers_out.content_length_n,
+                                             65536))
            != NGX_OK)
     {
         return NGX_ERROR;
@@ -180,87 +194,221 @@ ngx_http_llm_attempt_header(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx)
 }
 
 
+/*
+ * The provider's bytes.  They are queued and taken one upstream buffer at
+ * a time; while the client has not taken what was already sent to it
+ * (more than NGX_HTTP_LLM_MAX_BUSY of our buffers in flight), the rest
+ * stays queued and upstream, its buffer busy, stops reading: a slow client
+ * slows the provider down instead of growing the worker.  Upstream calls
+ * again with "in" NULL when the client can take more.
+ *
+ * Once an attempt is judged (failed, or its error body long enough), the
+ * provider is stopped at once: upstream is told the answer is over, drops
+ * the rest and closes the connection.  (Returning NGX_ERROR would do it too,
+ * but upstream takes that for a client error and closes the client.)
+ */
+
 static ngx_int_t
 ngx_http_llm_attempt_body(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx,
     ngx_chain_t *in)
 {
-    size_t        size;
     ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
+    ngx_chain_t  *cl, *ln;
 
     for (cl = in; cl; cl = cl->next) {
-        b = cl->buf;
-        size = b->last - b->pos;
+        ln = ngx_alloc_chain_link(sr->pool);
+        if (ln == NULL) {
+            return NGX_ERROR;
+        }
 
-        if (size && ctx->failed) {
-            if (ctx->in.len < NGX_HTTP_LLM_MAX_ERROR_BODY) {
-                if (ngx_http_llm_sbuf_append(sr->pool, &ctx->in, b->pos,
-                                             ngx_min(size,
-                                                 NGX_HTTP_LLM_MAX_ERROR_BODY
-                                                 - ctx->in.len),
-                                             0)
-                    != NGX_OK)
-                {
-                    return NGX_ERROR;
-                }
-            }
+        ln->buf = cl->buf;
+        ln->next = NULL;
 
-        } else if (size && ctx->sse_response) {
-            rc = ngx_http_llm_relay_stream(sr, ctx, b->pos, b->last);
-            if (rc == NGX_ERROR) {
-                return NGX_ERROR;
-            }
+        *ctx->held_last = ln;
+        ctx->held_last = &ln->next;
+    }
 
-        } else if (size) {
-            rc = ngx_http_llm_sbuf_append(sr->pool, &ctx->in, b->pos, size,
-                                          NGX_HTTP_LLM_MAX_RESPONSE);
-            if (rc == NGX_ERROR) {
-                return NGX_ERROR;
-            }
+    if (in == NULL && ctx->committed) {
+        /* the client can take more: push what waits for it */
 
-            if (rc == NGX_DECLINED) {
-                ngx_http_llm_attempt_failed(sr, ctx, NGX_HTTP_LLM_FAIL_INVALID,
-                                            "the answer is too large");
-            }
+        rc = ngx_http_next_body_filter(sr, NULL);
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        ngx_chain_update_chains(sr->pool, &ctx->free, &ctx->busy, &in,
+                                (ngx_buf_tag_t) &ngx_http_llm_router_module);
+    }
+
+    while (ctx->held) {
+
+        if (ctx->committed && ngx_http_llm_busy(ctx)
+                              > NGX_HTTP_LLM_MAX_BUSY)
+        {
+            return NGX_OK;
+        }
+
+        ln = ctx->held;
+
+        rc = ngx_http_llm_attempt_buf(sr, ctx, ln->buf);
+
+        ctx->held = ln->next;
+
+        if (ctx->held == NULL) {
+            ctx->held_last = &ctx->held;
+        }
+
+        ngx_free_chain(sr->pool, ln);
+
+        if (rc == NGX_DONE) {
+            ngx_http_llm_stop(sr, ctx);
+            return NGX_OK;
+        }
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* no more of this provider: the rest is dropped, the connection closed */
+
+static void
+ngx_http_llm_stop(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx)
+{
+    ngx_chain_t  *ln;
+
+    while (ctx->held) {
+        ln = ctx->held;
+        ln->buf->pos = ln->buf->last;
+        ctx->held = ln->next;
+        ngx_free_chain(sr->pool, ln);
+    }
+
+    ctx->held_last = &ctx->held;
+
+    if (sr->upstream) {
+        sr->upstream->length = 0;
+        sr->upstream->keepalive = 0;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_llm_attempt_buf(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx,
+    ngx_buf_t *b)
+{
+    size_t      size;
+    ngx_int_t   rc;
+
+    size = b->last - b->pos;
+
+    if (size && ctx->failed) {
+        /* keep the start of an error body for the message, no more */
+
+        size = ngx_min(size, NGX_HTTP_LLM_MAX_ERROR_BODY - ctx->in.len);
+
+        if (ngx_http_llm_sbuf_append(sr->pool, &ctx->in, b->pos, size, 0)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
         }
 
         b->pos = b->last;
 
-        if (!b->last_in_chain && !b->last_buf) {
-            continue;
+        if (ctx->in.len >= NGX_HTTP_LLM_MAX_ERROR_BODY) {
+            ngx_http_llm_keep_error(sr, ctx);
+            return NGX_DONE;
         }
 
-        ctx->complete = 1;
+    } else if (size && ctx->sse_response) {
+        rc = ngx_http_llm_relay_stream(sr, ctx, b->pos, b->last);
+
+        b->pos = b->last;
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
 
         if (ctx->failed) {
-            ngx_http_llm_keep_error(sr, ctx);
-            return NGX_OK;
+            /* broken, or reported an error: no more of this provider */
+            return NGX_DONE;
         }
 
-        if (!ctx->sse_response) {
-            return ngx_http_llm_relay_json(sr, ctx);
+        if (ctx->committed) {
+            ngx_http_llm_idle_timer(ctx);
         }
 
-        if (!ctx->committed) {
+    } else if (size) {
+
+        if (ctx->in.len == 0) {
+            /* a JSON answer's first byte is its first token */
+            ctx->attempt->ttft = ngx_current_msec - ctx->attempt->start;
+        }
+
+        rc = ngx_http_llm_sbuf_append(sr->pool, &ctx->in, b->pos, size,
+                                      NGX_HTTP_LLM_MAX_RESPONSE);
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        b->pos = b->last;
+
+        if (rc == NGX_DECLINED) {
             ngx_http_llm_attempt_failed(sr, ctx, NGX_HTTP_LLM_FAIL_INVALID,
-                                        "the stream ended without an answer");
-            return NGX_OK;
+                                        "the answer is too large");
+            return NGX_DONE;
         }
 
-        if (!ctx->stream_done) {
-            /* the provider closed the stream without its final event */
-            ctx->complete = 0;
-        }
-
-        return NGX_OK;
-    }
-
-    if (ctx->committed) {
         ngx_http_llm_idle_timer(ctx);
     }
 
+    if (!b->last_in_chain && !b->last_buf) {
+        return NGX_OK;
+    }
+
+    ctx->complete = 1;
+
+    if (ctx->failed) {
+        ngx_http_llm_keep_error(sr, ctx);
+        return NGX_OK;
+    }
+
+    if (!ctx->sse_response) {
+        return ngx_http_llm_relay_json(sr, ctx);
+    }
+
+    if (!ctx->committed) {
+        ngx_http_llm_attempt_failed(sr, ctx, NGX_HTTP_LLM_FAIL_INVALID,
+                                    "the stream ended without an answer");
+        return NGX_OK;
+    }
+
+    if (!ctx->stream_done) {
+        /* the provider closed the stream without its final event */
+        ctx->complete = 0;
+    }
+
     return NGX_OK;
+}
+
+
+static size_t
+ngx_http_llm_busy(ngx_http_llm_ctx_t *ctx)
+{
+    size_t        size;
+    ngx_chain_t  *cl;
+
+    size = 0;
+
+    for (cl = ctx->busy; cl; cl = cl->next) {
+        size += cl->buf->last - cl->buf->pos;
+    }
+
+    return size;
 }
 
 
@@ -323,8 +471,6 @@ ngx_http_llm_relay_stream(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx,
         }
 
         if (rc == NGX_ABORT) {
-            ngx_http_llm_redact(&ctx->attempt->message,
-                                &ctx->attempt->endpoint->provider->key);
             ngx_http_llm_attempt_failed(sr, ctx, NGX_HTTP_LLM_FAIL_INVALID,
                                         "the provider reported an error in "
                                         "the stream");
@@ -341,9 +487,13 @@ ngx_http_llm_relay_stream(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx,
                 break;
             }
 
-            ngx_log_error(NGX_LOG_WARN, sr->connection->log, 0,
-                          "llm: provider \"%V\" sent an unusable event, "
-                          "skipped", &ctx->attempt->endpoint->provider->name);
+            if (!ctx->warned) {
+                ctx->warned = 1;
+                ngx_log_error(NGX_LOG_WARN, sr->connection->log, 0,
+                              "llm: provider \"%V\" sent an unusable event, "
+                              "skipped (and any more)",
+                              &ctx->attempt->endpoint->provider->name);
+            }
         }
     }
 
@@ -355,6 +505,13 @@ ngx_http_llm_relay_stream(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx,
 
     if (ctx->out.len == 0 || (!ctx->committed && !ctx->answered)) {
         /* nothing to send yet, or nothing that proves the attempt good */
+
+        if (ctx->out.len > NGX_HTTP_LLM_MAX_EVENT) {
+            ngx_http_llm_attempt_failed(sr, ctx, NGX_HTTP_LLM_FAIL_INVALID,
+                                        "too much talk before an answer");
+            ctx->out.len = 0;
+        }
+
         return NGX_OK;
     }
 
@@ -455,9 +612,9 @@ ngx_http_llm_keep_error(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx)
     }
 
     (void) ngx_http_llm_openai_error_message(sr->pool, ctx->in.data,
-                                             ctx->in.len, &a->message);
-
-    ngx_http_llm_redact(&a->message, &a->endpoint->provider->key);
+                                             ctx->in.len,
+                                             &a->endpoint->provider->key,
+                                             &a->message);
 }
 
 
@@ -571,14 +728,8 @@ ngx_http_llm_output(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     b->temporary = 1;
     b->flush = 1;
     b->tag = (ngx_buf_tag_t) &ngx_http_llm_router_module;
-
-    if (last) {
-        if (r == r->main) {
-            b->last_buf = 1;
-        }
-
-        b->last_in_chain = 1;
-    }
+    b->last_buf = (last && r == r->main) ? 1 : 0;
+    b->last_in_chain = last ? 1 : 0;
 
     rc = ngx_http_next_body_filter(r, cl);
 

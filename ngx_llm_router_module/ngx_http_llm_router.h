@@ -44,6 +44,10 @@
 
 /* a provider's JSON answer is never allowed to grow past this */
 #define NGX_HTTP_LLM_MAX_RESPONSE       (32 * 1024 * 1024)
+/* one server-sent event, or what a stream says before its answer */
+#define NGX_HTTP_LLM_MAX_EVENT          (1024 * 1024)
+/* our buffers on their way to a client before the provider is held back */
+#define NGX_HTTP_LLM_MAX_BUSY           16384
 /* a provider's error body is kept up to this many bytes for the message */
 #define NGX_HTTP_LLM_MAX_ERROR_BODY     8192
 
@@ -230,6 +234,9 @@ typedef struct {
     ngx_str_t                   id;           /* the completion's id */
     ngx_chain_t                *free;
     ngx_chain_t                *busy;
+    ngx_chain_t                *held;         /* provider bytes queued */
+    ngx_chain_t               **held_last;
+    u_char                     *request_body; /* the attempt's, to free */
 
     void                       *mock;         /* the mock provider's state */
 
@@ -248,6 +255,8 @@ typedef struct {
     unsigned                    timed_out:1;  /* our timer stopped it */
     unsigned                    inflight:1;   /* counted in the stats */
     unsigned                    idle:1;       /* the timer is the idle one */
+    unsigned                    client_gone:1; /* aborted or timed out */
+    unsigned                    warned:1;     /* about unusable events */
     unsigned                    finished:1;   /* post_subrequest ran */
     unsigned                    complete:1;   /* provider answer ended */
     unsigned                    answered:1;   /* answer content seen */
@@ -271,9 +280,9 @@ ngx_int_t ngx_http_llm_openai_event(ngx_http_llm_ctx_t *ctx,
 ngx_int_t ngx_http_llm_openai_json_to_stream(ngx_http_llm_ctx_t *ctx,
     u_char *data, size_t len, ngx_http_llm_sbuf_t *out);
 ngx_int_t ngx_http_llm_openai_error_message(ngx_pool_t *pool, u_char *data,
-    size_t len, ngx_str_t *msg);
+    size_t len, ngx_str_t *secret, ngx_str_t *msg);
 void ngx_http_llm_openai_error_text(ngx_pool_t *pool, json_t *root,
-    ngx_str_t *msg);
+    ngx_str_t *secret, ngx_str_t *msg);
 
 
 /* selection */
@@ -339,7 +348,7 @@ ngx_int_t ngx_http_llm_json_get_str(json_t *obj, const char *key,
     ngx_str_t *value);
 u_char *ngx_http_llm_price_string(u_char *p, int64_t pico);
 ngx_int_t ngx_http_llm_printable(ngx_pool_t *pool, u_char *data, size_t len,
-    ngx_str_t *out);
+    ngx_str_t *secret, ngx_str_t *out);
 void ngx_http_llm_redact(ngx_str_t *text, ngx_str_t *secret);
 
 

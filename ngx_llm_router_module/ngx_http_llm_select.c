@@ -73,7 +73,7 @@ ngx_http_llm_parse_prefs(ngx_http_request_t *r, json_t *p,
 {
     double       d;
     json_t      *v, *mp;
-    const char  *key;
+    const char  *key, *mkey;
     ngx_str_t    s;
     ngx_uint_t   i;
 
@@ -151,7 +151,7 @@ ngx_http_llm_parse_prefs(ngx_http_request_t *r, json_t *p,
                 return "\"provider.max_price\" must be an object";
             }
 
-            json_object_foreach(v, key, mp) {
+            json_object_foreach(v, mkey, mp) {
 
                 if (!json_is_number(mp) || json_number_value(mp) < 0
                     || json_number_value(mp) > 1e6)
@@ -163,10 +163,10 @@ ngx_http_llm_parse_prefs(ngx_http_request_t *r, json_t *p,
                 /* USD per million tokens = micro-USD per token * 1e6 */
                 d = json_number_value(mp) * 1e6;
 
-                if (ngx_strcmp(key, "prompt") == 0) {
+                if (ngx_strcmp(mkey, "prompt") == 0) {
                     prefs->max_prompt = (int64_t) llround(d);
 
-                } else if (ngx_strcmp(key, "completion") == 0) {
+                } else if (ngx_strcmp(mkey, "completion") == 0) {
                     prefs->max_completion = (int64_t) llround(d);
 
                 } else {
@@ -247,7 +247,7 @@ ngx_int_t
 ngx_http_llm_select(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     ngx_str_t *why)
 {
-    u_char                    *p;
+    u_char                    *p, *last;
     ngx_int_t                  rc;
     ngx_uint_t                 i, j, n0, sort;
     ngx_http_llm_prefs_t      *prefs;
@@ -328,29 +328,34 @@ ngx_http_llm_select(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
         return NGX_OK;
     }
 
-    why->data = ngx_pnalloc(r->pool, 256);
+    why->data = ngx_pnalloc(r->pool, 512);
     if (why->data == NULL) {
         return NGX_ERROR;
     }
 
-    p = ngx_sprintf(why->data, "No endpoint of \"%V\" is allowed:",
-                    &ref[0].model->name);
+    last = why->data + 512;
+
+    p = ngx_slprintf(why->data, last, "No endpoint of \"%V\" is allowed:",
+                     &ref[0].model->name);
 
     if (removed.only) {
-        p = ngx_sprintf(p, " provider.only removed %ui;", removed.only);
+        p = ngx_slprintf(p, last, " provider.only removed %ui;",
+                         removed.only);
     }
 
     if (removed.ignore) {
-        p = ngx_sprintf(p, " provider.ignore removed %ui;", removed.ignore);
+        p = ngx_slprintf(p, last, " provider.ignore removed %ui;",
+                         removed.ignore);
     }
 
     if (removed.price) {
-        p = ngx_sprintf(p, " provider.max_price removed %ui;", removed.price);
+        p = ngx_slprintf(p, last, " provider.max_price removed %ui;",
+                         removed.price);
     }
 
     if (removed.circuit) {
-        p = ngx_sprintf(p, " %ui cooling down after failures;",
-                        removed.circuit);
+        p = ngx_slprintf(p, last, " %ui cooling down after failures;",
+                         removed.circuit);
     }
 
     why->len = p - why->data - 1;

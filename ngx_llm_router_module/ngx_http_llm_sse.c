@@ -23,6 +23,20 @@ static ngx_int_t ngx_http_llm_sse_line(ngx_http_llm_sse_t *p, u_char *line,
 void
 ngx_http_llm_sse_init(ngx_http_llm_sse_t *p, ngx_pool_t *pool, size_t max)
 {
+    /* a parser used before (by a failed attempt) gives its memory back */
+
+    if (p->line.data) {
+        (void) ngx_pfree(p->pool, p->line.data);
+    }
+
+    if (p->data.data) {
+        (void) ngx_pfree(p->pool, p->data.data);
+    }
+
+    if (p->event.data) {
+        (void) ngx_pfree(p->pool, p->event.data);
+    }
+
     ngx_memzero(p, sizeof(ngx_http_llm_sse_t));
 
     p->pool = pool;

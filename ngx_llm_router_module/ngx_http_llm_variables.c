@@ -14,16 +14,14 @@
  */
 
 
-typedef enum {
-    ngx_http_llm_var_upstream_url = 0,
-    ngx_http_llm_var_model,
-    ngx_http_llm_var_provider,
-    ngx_http_llm_var_upstream_model,
-    ngx_http_llm_var_attempts,
-    ngx_http_llm_var_ttft,
-    ngx_http_llm_var_prompt_tokens,
-    ngx_http_llm_var_completion_tokens
-} ngx_http_llm_var_e;
+#define ngx_http_llm_var_upstream_url       0
+#define ngx_http_llm_var_model              1
+#define ngx_http_llm_var_provider           2
+#define ngx_http_llm_var_upstream_model     3
+#define ngx_http_llm_var_attempts           4
+#define ngx_http_llm_var_ttft               5
+#define ngx_http_llm_var_prompt_tokens      6
+#define ngx_http_llm_var_completion_tokens  7
 
 
 static ngx_int_t ngx_http_llm_variable(ngx_http_request_t *r,

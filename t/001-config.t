@@ -426,3 +426,11 @@ qr/\[emerg\] \d+#\d+: invalid parameter "speed=2" in "llm_router_weights", use c
         llm_router_weights cost=1 latency=0.5 throughput=0.25 errors=2;
         location /v1/ { llm_router; }
         location = /status { llm_status; }
+
+
+
+=== TEST 36: a provider name with a slash
+--- http_config
+    llm_provider open/ai http://127.0.0.1/v1;
+--- error eval
+qr/\[emerg\] \d+#\d+: invalid provider name "open\/ai" in "llm_provider", use letters, digits, "-", "_" and "." in \S+nginx.conf:\d+/

@@ -66,6 +66,29 @@ POST /v1/chat/completions
 
 
 
+=== TEST 2b: the router's own fields (models, provider, route, transforms, usage) do not reach the provider
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
+    llm_model chat-model {
+        endpoint mock model=upstream-id-7 input=1 output=2;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mock/v1/chat/completions {
+        llm_mock chunks=1 text=$request_body;
+    }
+--- request
+POST /v1/chat/completions
+{"model":"chat-model","models":["chat-model"],"provider":{"sort":"price"},"route":"fallback","transforms":["middle-out"],"usage":{"include":true},"top_k":5,"messages":[{"role":"user","content":"ping"}]}
+--- error_code: 200
+--- response_body_like chomp
+"content":"\{\\"model\\":\\"upstream-id-7\\",\\"top_k\\":5,\\"messages\\":\[\{\\"role\\":\\"user\\",\\"content\\":\\"ping\\"\}\]\}"
+--- no_error_log
+[error]
+
+
+
 === TEST 3: the client's Authorization never reaches the provider; the provider's key (env:) does
 --- log_level: info
 --- http_config

@@ -376,3 +376,33 @@ POST /v1/chat/completions
 Content-Type: application/json
 --- response_body_like chomp
 "reason":"status"
+
+
+
+=== TEST 26: a provider's message quoting the router's key is masked, even where it is cut
+At debug level nginx itself logs the proxied request headers, key included
+(see the README); the router's own lines, at info, never hold it.
+--- log_level: info
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1
+                 key=env:LLM_TEST_ENV_KEY;
+    llm_model chat-model {
+        endpoint mock model=m1 input=1 output=2;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location = /mock/v1/chat/completions {
+        default_type application/json;
+        return 500 '{"error":{"message":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx key sk-env-provider-0003 was used, and again sk-env-provider-0003"}}';
+    }
+--- request
+POST /v1/chat/completions
+{"model":"chat-model","messages":[{"role":"user","content":"hi"}]}
+--- error_code: 502
+--- response_body_like chomp
+"message":"x+ key \*+
+--- response_body_unlike chomp
+sk-env
+--- no_error_log
+sk-env-provider-0003

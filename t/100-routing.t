@@ -332,3 +332,21 @@ qr/llm: attempt 2 via "busy" failed: status, status 429/,
 qr/llm: attempt 3: model "backup" endpoint "mid" upstream model "x"/,
 qr/llm: attempt 3 via "mid" answered, ttft \d+ms/,
 ]
+
+
+
+=== TEST 23: every provider field counts, whatever its place (max_price first)
+--- request eval
+[map { qq{POST /v1/chat/completions\n{"model":"m","provider":{"max_price":{"prompt":10},"ignore":["cheap","mid"]},"messages":[{"role":"user","content":"x"}]}} } 1 .. 5]
+--- response_body_like eval
+[(qr/"provider":"dear"/) x 5]
+
+
+
+=== TEST 24: an unknown field after max_price is still refused
+--- request
+POST /v1/chat/completions
+{"model":"m","provider":{"max_price":{"prompt":10},"zdr":true},"messages":[{"role":"user","content":"x"}]}
+--- error_code: 400
+--- response_body_like chomp
+"message":"Unknown field \\"provider.zdr\\""

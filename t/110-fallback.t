@@ -313,3 +313,68 @@ $::Json
 X-LLM-Attempts: 1
 --- response_body_like chomp
 "message":"mock failure 400"
+
+
+
+=== TEST 19: an unusable stream is left at once, not when the provider is done
+The bad provider sends nonsense, then would hold the connection for 5 s;
+the client gives up after 2 s of silence.
+--- config
+    location = /bad/v1/chat/completions {
+        default_type text/event-stream;
+        echo 'data: {"not":"a chunk"}';
+        echo '';
+        echo_flush;
+        echo_sleep 5;
+        echo 'data: [DONE]';
+    }
+--- request eval
+$::Sse
+--- timeout: 2
+--- error_code: 200
+--- response_headers
+X-LLM-Attempts: 2
+--- response_body_like eval
+$::GoodSse
+
+
+
+=== TEST 20: a stream sent to a client that asked for JSON: the next endpoint answers in JSON
+--- config
+    location = /bad/v1/chat/completions {
+        default_type text/event-stream;
+        echo 'data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"b","choices":[{"index":0,"delta":{"content":"BAD"},"finish_reason":"stop"}]}';
+        echo '';
+        echo 'data: [DONE]';
+        echo '';
+    }
+--- request eval
+$::Json
+--- error_code: 200
+--- response_headers
+X-LLM-Attempts: 2
+Content-Type: application/json
+--- response_body_like eval
+$::GoodJson
+
+
+
+=== TEST 21: the time-to-first-token deadline is met by a JSON answer's first byte
+The answer starts at once and ends after 1 s, past the 500 ms deadline:
+it is not cut.
+--- config
+    llm_router_ttft_timeout 500ms;
+    location = /bad/v1/chat/completions {
+        default_type application/json;
+        echo -n '{"id":"c","object":"chat.completion","created":1,"model":"b",';
+        echo_flush;
+        echo_sleep 1;
+        echo -n '"choices":[{"index":0,"message":{"role":"assistant","content":"SLOW"},"finish_reason":"stop"}]}';
+    }
+--- request eval
+$::Json
+--- error_code: 200
+--- response_headers
+X-LLM-Attempts: 1
+--- response_body_like chomp
+"content":"SLOW".*"provider":"bad"
