@@ -13,6 +13,8 @@
 #include <ngx_http.h>
 #include <jansson.h>
 
+#include "ngx_http_llm_dialect.h"
+
 
 #define NGX_HTTP_LLM_FORMAT_OPENAI      0
 #define NGX_HTTP_LLM_FORMAT_ANTHROPIC   1

@@ -1,0 +1,34 @@
+
+/*
+ * Copyright (C) The ngx_llm_router authors
+ */
+
+
+#include "ngx_http_llm_dialect.h"
+
+
+/* stub: being written */
+
+json_t *
+ngx_http_llm_anthropic_request(json_t *req, const char *model,
+    size_t model_len, const char **err)
+{
+    *err = "not implemented";
+    return NULL;
+}
+
+
+json_t *
+ngx_http_llm_anthropic_response(json_t *resp, const char **err)
+{
+    *err = "not implemented";
+    return NULL;
+}
+
+
+ngx_int_t
+ngx_http_llm_anthropic_event(ngx_http_llm_decoder_t *d, const char *name,
+    size_t name_len, json_t *data, json_t *chunks)
+{
+    return NGX_DECLINED;
+}
