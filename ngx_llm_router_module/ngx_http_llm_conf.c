@@ -20,6 +20,8 @@ static char *ngx_http_llm_model_line(ngx_conf_t *cf, ngx_command_t *dummy,
     void *conf);
 static char *ngx_http_llm_endpoint(ngx_conf_t *cf,
     ngx_http_llm_model_conf_ctx_t *mctx);
+static ngx_int_t ngx_http_llm_endpoint_urls(ngx_conf_t *cf,
+    ngx_http_llm_endpoint_t *ep);
 static ngx_int_t ngx_http_llm_parse_price(ngx_str_t *value, int64_t *price);
 static ngx_http_llm_provider_t *ngx_http_llm_find_provider(
     ngx_http_llm_main_conf_t *lmcf, ngx_str_t *name);
@@ -132,9 +134,20 @@ ngx_http_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 continue;
             }
 
+            if (ngx_strcmp(p, "anthropic") == 0) {
+                pr->format = NGX_HTTP_LLM_FORMAT_ANTHROPIC;
+                continue;
+            }
+
+            if (ngx_strcmp(p, "gemini") == 0) {
+                pr->format = NGX_HTTP_LLM_FORMAT_GEMINI;
+                continue;
+            }
+
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "unsupported format \"%s\" in \"llm_provider\" "
-                               "\"%V\", supported: openai", p, &value[1]);
+                               "\"%V\", supported: openai, anthropic, gemini",
+                               p, &value[1]);
             return NGX_CONF_ERROR;
         }
 
@@ -156,9 +169,27 @@ ngx_http_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         pr->key = key;
+    }
 
-        if (key.len) {
-            pr->authorization.len = sizeof("Bearer ") - 1 + key.len;
+    /* how each dialect carries the key */
+
+    switch (pr->format) {
+
+    case NGX_HTTP_LLM_FORMAT_ANTHROPIC:
+        pr->auth_header = "x-api-key";
+        pr->authorization = pr->key;
+        break;
+
+    case NGX_HTTP_LLM_FORMAT_GEMINI:
+        pr->auth_header = "x-goog-api-key";
+        pr->authorization = pr->key;
+        break;
+
+    default: /* NGX_HTTP_LLM_FORMAT_OPENAI */
+        pr->auth_header = "Authorization";
+
+        if (pr->key.len) {
+            pr->authorization.len = sizeof("Bearer ") - 1 + pr->key.len;
             pr->authorization.data = ngx_pnalloc(cf->pool,
                                                  pr->authorization.len);
             if (pr->authorization.data == NULL) {
@@ -167,7 +198,7 @@ ngx_http_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
             p = ngx_cpymem(pr->authorization.data, "Bearer ",
                            sizeof("Bearer ") - 1);
-            ngx_memcpy(p, key.data, key.len);
+            ngx_memcpy(p, pr->key.data, pr->key.len);
         }
     }
 
@@ -546,17 +577,11 @@ ngx_http_llm_endpoint(ngx_conf_t *cf, ngx_http_llm_model_conf_ctx_t *mctx)
         goto invalid;
     }
 
-    /* the URL of each API is fixed now, not per request */
+    /* the URLs of an answer and of a stream are fixed now, not per request */
 
-    ep->chat_url.len = ep->provider->url.len + sizeof("/chat/completions") - 1;
-    ep->chat_url.data = ngx_pnalloc(cf->pool, ep->chat_url.len);
-    if (ep->chat_url.data == NULL) {
+    if (ngx_http_llm_endpoint_urls(cf, ep) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
-
-    p = ngx_cpymem(ep->chat_url.data, ep->provider->url.data,
-                   ep->provider->url.len);
-    ngx_memcpy(p, "/chat/completions", sizeof("/chat/completions") - 1);
 
     return NGX_CONF_OK;
 
@@ -575,6 +600,76 @@ invalid:
                        "invalid parameter \"%V\" in \"endpoint\" of "
                        "\"llm_model\" \"%V\"", &value[i], &model->name);
     return NGX_CONF_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_llm_endpoint_urls(ngx_conf_t *cf, ngx_http_llm_endpoint_t *ep)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_str_t  *base;
+
+    base = &ep->provider->url;
+
+    switch (ep->provider->format) {
+
+    case NGX_HTTP_LLM_FORMAT_ANTHROPIC:
+        len = base->len + sizeof("/messages") - 1;
+
+        p = ngx_pnalloc(cf->pool, len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ep->url.data = p;
+        p = ngx_cpymem(p, base->data, base->len);
+        ngx_memcpy(p, "/messages", sizeof("/messages") - 1);
+        ep->url.len = len;
+
+        ep->stream_url = ep->url;
+
+        return NGX_OK;
+
+    case NGX_HTTP_LLM_FORMAT_GEMINI:
+        /* the model is in the path: models/M:generateContent */
+
+        len = base->len + sizeof("/models/") - 1 + ep->model.len
+              + sizeof(":streamGenerateContent?alt=sse") - 1;
+
+        p = ngx_pnalloc(cf->pool, 2 * len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ep->url.data = p;
+        p = ngx_sprintf(p, "%V/models/%V:generateContent", base, &ep->model);
+        ep->url.len = p - ep->url.data;
+
+        ep->stream_url.data = p;
+        p = ngx_sprintf(p, "%V/models/%V:streamGenerateContent?alt=sse", base,
+                        &ep->model);
+        ep->stream_url.len = p - ep->stream_url.data;
+
+        return NGX_OK;
+
+    default: /* NGX_HTTP_LLM_FORMAT_OPENAI */
+        len = base->len + sizeof("/chat/completions") - 1;
+
+        p = ngx_pnalloc(cf->pool, len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ep->url.data = p;
+        p = ngx_cpymem(p, base->data, base->len);
+        ngx_memcpy(p, "/chat/completions", sizeof("/chat/completions") - 1);
+        ep->url.len = len;
+
+        ep->stream_url = ep->url;
+
+        return NGX_OK;
+    }
 }
 
 

@@ -96,14 +96,106 @@ ngx_http_llm_error_json(ngx_uint_t status, const char *type, const char *code,
 }
 
 
+/*
+ * For clients of /v1/messages, Anthropic's shape:
+ *
+ *     {"type":"error","error":{"type":"...","message":"...",
+ *                              "metadata":{...}}}
+ */
+
+json_t *
+ngx_http_llm_anthropic_error_json(ngx_uint_t status, ngx_str_t *message,
+    json_t *metadata)
+{
+    json_t      *root;
+    const char  *type;
+
+    switch (status) {
+
+    case NGX_HTTP_BAD_REQUEST:
+    case NGX_HTTP_NOT_ALLOWED:
+        type = "invalid_request_error";
+        break;
+
+    case NGX_HTTP_UNAUTHORIZED:
+        type = "authentication_error";
+        break;
+
+    case 402:
+        type = "billing_error";
+        break;
+
+    case NGX_HTTP_FORBIDDEN:
+        type = "permission_error";
+        break;
+
+    case NGX_HTTP_NOT_FOUND:
+        type = "not_found_error";
+        break;
+
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        type = "request_too_large";
+        break;
+
+    case NGX_HTTP_TOO_MANY_REQUESTS:
+        type = "rate_limit_error";
+        break;
+
+    case NGX_HTTP_GATEWAY_TIME_OUT:
+        type = "timeout_error";
+        break;
+
+    case 529:
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+        type = "overloaded_error";
+        break;
+
+    default:
+        type = (status >= NGX_HTTP_INTERNAL_SERVER_ERROR)
+               ? "api_error" : "invalid_request_error";
+    }
+
+    root = json_pack("{s:s,s:{s:s,s:s%}}",
+                     "type", "error",
+                     "error",
+                       "type", type,
+                       "message", message->data, message->len);
+
+    if (root == NULL) {
+        json_decref(metadata);
+        return NULL;
+    }
+
+    if (metadata
+        && json_object_set_new(json_object_get(root, "error"), "metadata",
+                               metadata)
+           != 0)
+    {
+        json_decref(root);
+        return NULL;
+    }
+
+    return root;
+}
+
+
 ngx_int_t
 ngx_http_llm_send_error_json(ngx_http_request_t *r, ngx_uint_t status,
     const char *type, const char *code, ngx_str_t *message, json_t *metadata)
 {
-    json_t     *json;
-    ngx_int_t   rc;
+    json_t              *json;
+    ngx_int_t            rc;
+    ngx_http_llm_ctx_t  *ctx;
 
-    json = ngx_http_llm_error_json(status, type, code, message, metadata);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llm_router_module);
+
+    if (ctx && ctx->api == NGX_HTTP_LLM_API_MESSAGES) {
+        json = ngx_http_llm_anthropic_error_json(status, message, metadata);
+
+    } else {
+        json = ngx_http_llm_error_json(status, type, code, message, metadata);
+    }
+
     if (json == NULL) {
         return NGX_ERROR;
     }

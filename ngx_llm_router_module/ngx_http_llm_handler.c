@@ -93,6 +93,7 @@ ngx_http_llm_router_handler(ngx_http_request_t *r)
 {
     ngx_int_t            rc;
     ngx_str_t            id;
+    ngx_uint_t           api;
     ngx_http_llm_ctx_t  *ctx;
 
     if (r != r->main) {
@@ -100,17 +101,32 @@ ngx_http_llm_router_handler(ngx_http_request_t *r)
     }
 
     if (ngx_http_llm_uri_ends_with(r, "/chat/completions", 17)) {
+        api = NGX_HTTP_LLM_API_CHAT;
 
-        if (r->method != NGX_HTTP_POST) {
-            return ngx_http_llm_method_not_allowed(r, "POST");
-        }
+    } else if (ngx_http_llm_uri_ends_with(r, "/messages", 9)) {
+        api = NGX_HTTP_LLM_API_MESSAGES;
 
+    } else if (ngx_http_llm_uri_ends_with(r, "/completions", 12)) {
+        api = NGX_HTTP_LLM_API_COMPLETIONS;
+
+    } else if (ngx_http_llm_uri_ends_with(r, "/embeddings", 11)) {
+        api = NGX_HTTP_LLM_API_EMBEDDINGS;
+
+    } else {
+        api = 0;
+    }
+
+    if (api) {
         ctx = ngx_http_llm_get_ctx(r);
         if (ctx == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        ctx->api = NGX_HTTP_LLM_API_CHAT;
+        ctx->api = api;
+
+        if (r->method != NGX_HTTP_POST) {
+            return ngx_http_llm_method_not_allowed(r, "POST");
+        }
 
         rc = ngx_http_read_client_request_body(r,
                                                ngx_http_llm_chat_body_handler);
@@ -242,12 +258,55 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
                                        "object");
     }
 
+    if (ctx->api == NGX_HTTP_LLM_API_MESSAGES) {
+        /* an Anthropic client: its request in canonical form */
+
+        body = ngx_http_llm_messages_request(ctx->body, &problem);
+
+        if (body == NULL) {
+            if (problem == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                           "invalid_request", "%s", problem);
+        }
+
+        if (ngx_http_llm_json_own(r->pool, body) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->body = body;
+    }
+
     bad = 0;
-    problem = ngx_http_llm_check_messages(json_object_get(body, "messages"),
-                                          &bad);
+
+    switch (ctx->api) {
+
+    case NGX_HTTP_LLM_API_COMPLETIONS:
+        v = json_object_get(body, "prompt");
+        problem = (json_is_string(v) || json_is_array(v)) ? NULL
+                  : "The \"prompt\" field must be a string or an array";
+        break;
+
+    case NGX_HTTP_LLM_API_EMBEDDINGS:
+        v = json_object_get(body, "input");
+        problem = (json_is_string(v) || json_is_array(v)) ? NULL
+                  : "The \"input\" field must be a string or an array";
+        break;
+
+    default:
+        problem = ngx_http_llm_check_messages(json_object_get(body,
+                                                              "messages"),
+                                              &bad);
+    }
+
     if (problem) {
         return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
-                                       "invalid_messages", problem, bad);
+                                       ctx->api == NGX_HTTP_LLM_API_CHAT
+                                       ? "invalid_messages"
+                                       : "invalid_request",
+                                       problem, bad);
     }
 
     v = json_object_get(body, "stream");
@@ -259,7 +318,7 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
                                        "boolean");
     }
 
-    ctx->stream = json_is_true(v);
+    ctx->stream = json_is_true(v) && ctx->api != NGX_HTTP_LLM_API_EMBEDDINGS;
 
     v = json_object_get(body, "stream_options");
 
@@ -586,6 +645,7 @@ ngx_http_llm_check_messages(json_t *messages, size_t *bad)
 static ngx_int_t
 ngx_http_llm_next_attempt(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 {
+    ngx_int_t                  rc;
     ngx_uint_t                 max;
     ngx_http_llm_loc_conf_t   *llcf;
     ngx_http_llm_candidate_t  *cand;
@@ -612,7 +672,14 @@ ngx_http_llm_next_attempt(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
             continue;
         }
 
-        return ngx_http_llm_start_attempt(r, ctx, cand);
+        rc = ngx_http_llm_start_attempt(r, ctx, cand);
+
+        if (rc == NGX_DECLINED) {
+            /* this dialect cannot say the request: try the next one */
+            continue;
+        }
+
+        return rc;
     }
 
     if (ctx->attempts.nelts) {
@@ -632,6 +699,9 @@ ngx_http_llm_start_attempt(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     ngx_http_llm_candidate_t *cand)
 {
     size_t                       len;
+    ngx_int_t                    rc;
+    ngx_uint_t                   i;
+    const char                  *err;
     ngx_chain_t                 *body;
     ngx_pool_cleanup_t          *cln;
     ngx_http_headers_in_t        hin;
@@ -681,7 +751,22 @@ ngx_http_llm_start_attempt(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
         ctx->request_body = NULL;
     }
 
-    if (ngx_http_llm_openai_request(ctx, ep, &body, &len) != NGX_OK) {
+    rc = ngx_http_llm_upstream_request(ctx, ep, &body, &len, &err);
+
+    if (rc == NGX_DECLINED) {
+        a->reason = NGX_HTTP_LLM_FAIL_STATUS;
+        a->status = NGX_HTTP_BAD_REQUEST;
+        a->message.data = (u_char *) err;
+        a->message.len = ngx_strlen(err);
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "llm: attempt %ui: \"%V\" cannot take the request: %s",
+                      ctx->attempts.nelts, &ep->provider->name, err);
+
+        return NGX_DECLINED;
+    }
+
+    if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -749,6 +834,14 @@ ngx_http_llm_start_attempt(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     ctx->warned = 0;
     ctx->inflight = 1;
 
+    ngx_memzero(&ctx->decoder, sizeof(ngx_http_llm_decoder_t));
+
+    for (i = 0; i < NGX_HTTP_LLM_MAX_BLOCKS; i++) {
+        ctx->decoder.tool[i] = -1;
+    }
+
+    ngx_http_llm_messages_encoder_init(&ctx->encoder);
+
     ngx_http_llm_stats_attempt(ep->stats);
 
     if (llcf->ttft_timeout) {
@@ -803,11 +896,21 @@ ngx_http_llm_subrequest_headers(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     }
 
     if (ep->provider->authorization.len
-        && ngx_http_llm_push_header(r, hin, "Authorization",
+        && ngx_http_llm_push_header(r, hin, ep->provider->auth_header,
                                     &ep->provider->authorization)
            != NGX_OK)
     {
         return NGX_ERROR;
+    }
+
+    if (ep->provider->format == NGX_HTTP_LLM_FORMAT_ANTHROPIC) {
+        ngx_str_set(&value, "2023-06-01");
+
+        if (ngx_http_llm_push_header(r, hin, "anthropic-version", &value)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;

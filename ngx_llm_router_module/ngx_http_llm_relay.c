@@ -464,7 +464,7 @@ ngx_http_llm_relay_stream(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx,
             break;
         }
 
-        rc = ngx_http_llm_openai_event(ctx, &ev, &ctx->out);
+        rc = ngx_http_llm_upstream_event(ctx, &ev);
 
         if (rc == NGX_ERROR) {
             return NGX_ERROR;
@@ -534,28 +534,25 @@ ngx_http_llm_relay_stream(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx,
 static ngx_int_t
 ngx_http_llm_relay_json(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx)
 {
-    ngx_int_t  rc;
+    json_t     *answer;
+    ngx_int_t   rc;
 
-    if (ctx->stream) {
-        rc = ngx_http_llm_openai_json_to_stream(ctx, ctx->in.data,
-                                                ctx->in.len, &ctx->out);
-    } else {
-        rc = ngx_http_llm_openai_response(ctx, ctx->in.data, ctx->in.len,
-                                          &ctx->out);
-    }
+    answer = ngx_http_llm_upstream_answer(ctx, ctx->in.data, ctx->in.len);
 
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
+    if (answer == NULL) {
         ngx_http_llm_keep_error(sr, ctx);
         ngx_http_llm_attempt_failed(sr, ctx, NGX_HTTP_LLM_FAIL_INVALID,
-                                    "the answer is not a chat completion");
+                                    "the answer is not a completion");
         return NGX_OK;
     }
 
-    ctx->attempt->ttft = ngx_current_msec - ctx->attempt->start;
+    rc = ngx_http_llm_emit_answer(ctx, answer);
+
+    json_decref(answer);
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (ngx_http_llm_commit(ctx->request, ctx,
                             ctx->stream ? -1 : (off_t) ctx->out.len)
@@ -611,10 +608,10 @@ ngx_http_llm_keep_error(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx)
         return;
     }
 
-    (void) ngx_http_llm_openai_error_message(sr->pool, ctx->in.data,
-                                             ctx->in.len,
-                                             &a->endpoint->provider->key,
-                                             &a->message);
+    (void) ngx_http_llm_upstream_error_message(sr->pool, ctx->in.data,
+                                               ctx->in.len,
+                                               &a->endpoint->provider->key,
+                                               &a->message);
 }
 
 
@@ -800,7 +797,17 @@ ngx_http_llm_error_page_header(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
         }
     }
 
-    json = ngx_http_llm_error_json(status, NULL, code, &msg, NULL);
+    if (ctx->api == NGX_HTTP_LLM_API_MESSAGES
+        || (r->uri.len >= 9
+            && ngx_strncmp(r->uri.data + r->uri.len - 9, "/messages", 9)
+               == 0))
+    {
+        json = ngx_http_llm_anthropic_error_json(status, &msg, NULL);
+
+    } else {
+        json = ngx_http_llm_error_json(status, NULL, code, &msg, NULL);
+    }
+
     if (json == NULL) {
         return NGX_ERROR;
     }
@@ -862,83 +869,6 @@ ngx_http_llm_error_page_body(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     out.next = NULL;
 
     return ngx_http_next_body_filter(r, &out);
-}
-
-
-/* the stream's last words once the provider is done: [DONE] or an error */
-
-ngx_int_t
-ngx_http_llm_stream_end(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
-{
-    json_t                  *chunk;
-    ngx_int_t                rc;
-    ngx_str_t                msg;
-    ngx_http_llm_sbuf_t      sb;
-    ngx_http_llm_attempt_t  *a;
-
-    if (!ctx->failed) {
-        if (ctx->done_sent) {
-            return NGX_OK;
-        }
-
-        ctx->done_sent = 1;
-
-        return ngx_http_llm_output(r, ctx, (u_char *) "data: [DONE]\n\n",
-                                   sizeof("data: [DONE]\n\n") - 1, 0);
-    }
-
-    a = ctx->attempt;
-    msg = a->message;
-
-    if (msg.len == 0) {
-        if (a->reason == NGX_HTTP_LLM_FAIL_TIMEOUT) {
-            ngx_str_set(&msg, "The provider stopped sending; the answer is "
-                              "incomplete");
-
-        } else {
-            ngx_str_set(&msg, "The provider's stream broke off; the answer is "
-                              "incomplete");
-        }
-    }
-
-    chunk = json_pack("{s:s%,s:s,s:I,s:s%,s:s%,"
-                      "s:{s:s%,s:s,s:I},s:[{s:i,s:{},s:s}]}",
-                      "id", ctx->id.data ? (char *) ctx->id.data : "",
-                      ctx->id.len,
-                      "object", "chat.completion.chunk",
-                      "created", (json_int_t) ngx_time(),
-                      "model", a->model->name.data, a->model->name.len,
-                      "provider", a->endpoint->provider->name.data,
-                      a->endpoint->provider->name.len,
-                      "error",
-                        "message", msg.data, msg.len,
-                        "type", "api_error",
-                        "code", (json_int_t) NGX_HTTP_BAD_GATEWAY,
-                      "choices",
-                        "index", 0,
-                        "delta",
-                        "finish_reason", "error");
-
-    if (chunk == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memzero(&sb, sizeof(ngx_http_llm_sbuf_t));
-
-    rc = NGX_ERROR;
-
-    if (ngx_http_llm_sbuf_append(r->pool, &sb, (u_char *) "data: ", 6, 0)
-        == NGX_OK
-        && ngx_http_llm_json_append(r->pool, chunk, &sb) == NGX_OK
-        && ngx_http_llm_sbuf_append(r->pool, &sb, (u_char *) "\n\n", 2, 0)
-           == NGX_OK)
-    {
-        rc = ngx_http_llm_output(r, ctx, sb.data, sb.len, 0);
-    }
-
-    json_decref(chunk);
-
-    return rc;
 }
 
 

@@ -23,6 +23,9 @@
 /* client API a request came in on */
 #define NGX_HTTP_LLM_API_CHAT           1
 #define NGX_HTTP_LLM_API_MODELS         2
+#define NGX_HTTP_LLM_API_MESSAGES       3   /* Anthropic's, from clients */
+#define NGX_HTTP_LLM_API_COMPLETIONS    4   /* OpenAI's legacy one */
+#define NGX_HTTP_LLM_API_EMBEDDINGS     5
 
 /* why an attempt failed */
 #define NGX_HTTP_LLM_FAIL_NONE          0
@@ -59,7 +62,8 @@ typedef struct {
     ngx_str_t                   url;          /* base URL, no trailing '/' */
     ngx_uint_t                  format;
     ngx_str_t                   key;          /* secret: never logged */
-    ngx_str_t                   authorization;  /* "Bearer <key>" or empty */
+    const char                 *auth_header;  /* its name for the dialect */
+    ngx_str_t                   authorization;  /* its value, or empty */
 } ngx_http_llm_provider_t;
 
 
@@ -89,7 +93,8 @@ typedef struct {
     ngx_http_llm_provider_t    *provider;
     ngx_http_llm_stats_t       *stats;
     ngx_str_t                   model;        /* the provider's model id */
-    ngx_str_t                   chat_url;     /* full URL for chat */
+    ngx_str_t                   url;          /* for an answer */
+    ngx_str_t                   stream_url;   /* for a stream */
     int64_t                     input_price;  /* pico-USD per token */
     int64_t                     output_price; /* pico-USD per token */
 } ngx_http_llm_endpoint_t;
@@ -221,6 +226,9 @@ typedef struct {
     ngx_http_llm_model_t       *model;        /* as requested */
     ngx_array_t                 models;       /* ngx_http_llm_model_ref_t */
     ngx_http_llm_prefs_t        prefs;
+    ngx_str_t                   upstream_url; /* the attempt's */
+    ngx_http_llm_decoder_t      decoder;      /* the provider's stream */
+    ngx_http_llm_encoder_t      encoder;      /* the client's stream */
     ngx_event_t                 timer;        /* ttft, then idle */
     ngx_msec_t                  last_read;    /* for the idle timer */
 
@@ -270,21 +278,28 @@ typedef struct {
 } ngx_http_llm_ctx_t;
 
 
-/* dialect: turn the client's request into a provider request and the
- * provider's answer into the client's format */
+/* the provider's side: its request, its answer in canonical form */
 
-ngx_int_t ngx_http_llm_openai_request(ngx_http_llm_ctx_t *ctx,
-    ngx_http_llm_endpoint_t *ep, ngx_chain_t **body, size_t *len);
-ngx_int_t ngx_http_llm_openai_response(ngx_http_llm_ctx_t *ctx,
-    u_char *data, size_t len, ngx_http_llm_sbuf_t *out);
-ngx_int_t ngx_http_llm_openai_event(ngx_http_llm_ctx_t *ctx,
-    ngx_http_llm_sse_event_t *ev, ngx_http_llm_sbuf_t *out);
-ngx_int_t ngx_http_llm_openai_json_to_stream(ngx_http_llm_ctx_t *ctx,
-    u_char *data, size_t len, ngx_http_llm_sbuf_t *out);
-ngx_int_t ngx_http_llm_openai_error_message(ngx_pool_t *pool, u_char *data,
+ngx_int_t ngx_http_llm_upstream_request(ngx_http_llm_ctx_t *ctx,
+    ngx_http_llm_endpoint_t *ep, ngx_chain_t **body, size_t *len,
+    const char **err);
+json_t *ngx_http_llm_upstream_answer(ngx_http_llm_ctx_t *ctx, u_char *data,
+    size_t len);
+ngx_int_t ngx_http_llm_upstream_event(ngx_http_llm_ctx_t *ctx,
+    ngx_http_llm_sse_event_t *ev);
+ngx_int_t ngx_http_llm_upstream_error_message(ngx_pool_t *pool, u_char *data,
     size_t len, ngx_str_t *secret, ngx_str_t *msg);
-void ngx_http_llm_openai_error_text(ngx_pool_t *pool, json_t *root,
+void ngx_http_llm_upstream_error_text(ngx_pool_t *pool, json_t *root,
     ngx_str_t *secret, ngx_str_t *msg);
+
+
+/* the client's side: canonical answers in the client's format */
+
+ngx_int_t ngx_http_llm_emit_chunk(ngx_http_llm_ctx_t *ctx, json_t *chunk);
+ngx_int_t ngx_http_llm_emit_done(ngx_http_llm_ctx_t *ctx);
+ngx_int_t ngx_http_llm_emit_answer(ngx_http_llm_ctx_t *ctx, json_t *answer);
+ngx_int_t ngx_http_llm_stream_end(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx);
 
 
 /* selection */
@@ -320,8 +335,6 @@ ngx_int_t ngx_http_llm_commit(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     off_t content_length);
 ngx_int_t ngx_http_llm_output(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     u_char *data, size_t len, ngx_uint_t last);
-ngx_int_t ngx_http_llm_stream_end(ngx_http_request_t *r,
-    ngx_http_llm_ctx_t *ctx);
 
 
 /* server-sent events */
@@ -363,6 +376,8 @@ ngx_int_t ngx_http_llm_send_error_json(ngx_http_request_t *r,
     json_t *metadata);
 json_t *ngx_http_llm_error_json(ngx_uint_t status, const char *type,
     const char *code, ngx_str_t *message, json_t *metadata);
+json_t *ngx_http_llm_anthropic_error_json(ngx_uint_t status,
+    ngx_str_t *message, json_t *metadata);
 const char *ngx_http_llm_error_type(ngx_uint_t status);
 ngx_int_t ngx_http_llm_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *json);

@@ -30,6 +30,7 @@
 
 
 typedef struct {
+    ngx_uint_t                  format;
     ngx_uint_t                  only;
     ngx_uint_t                  ignore;
     ngx_uint_t                  price;
@@ -271,6 +272,15 @@ ngx_http_llm_select(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
 
         for (j = 0; j < ref[i].model->endpoints.nelts; j++) {
 
+            if ((ctx->api == NGX_HTTP_LLM_API_COMPLETIONS
+                 || ctx->api == NGX_HTTP_LLM_API_EMBEDDINGS)
+                && ep[j].provider->format != NGX_HTTP_LLM_FORMAT_OPENAI)
+            {
+                /* the legacy APIs exist in OpenAI's dialect only */
+                removed.format++;
+                continue;
+            }
+
             if (prefs->only
                 && ngx_http_llm_str_in(prefs->only, &ep[j].provider->name)
                    == NGX_DECLINED)
@@ -337,6 +347,11 @@ ngx_http_llm_select(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
 
     p = ngx_slprintf(why->data, last, "No endpoint of \"%V\" is allowed:",
                      &ref[0].model->name);
+
+    if (removed.format) {
+        p = ngx_slprintf(p, last, " %ui not of the OpenAI dialect this API "
+                         "needs;", removed.format);
+    }
 
     if (removed.only) {
         p = ngx_slprintf(p, last, " provider.only removed %ui;",

@@ -100,7 +100,7 @@ ngx_http_llm_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     switch (data) {
 
     case ngx_http_llm_var_upstream_url:
-        s = &a->endpoint->chat_url;
+        s = &ctx->upstream_url;
         break;
 
     case ngx_http_llm_var_model:

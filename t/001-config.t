@@ -112,7 +112,7 @@ qr/\[emerg\] \d+#\d+: invalid URL "http:\/\/127.0.0.1:99999\/v1" in "llm_provide
 --- http_config
     llm_provider x http://127.0.0.1/v1 format=cohere;
 --- error eval
-qr/\[emerg\] \d+#\d+: unsupported format "cohere" in "llm_provider" "x", supported: openai in \S+nginx.conf:\d+/
+qr/\[emerg\] \d+#\d+: unsupported format "cohere" in "llm_provider" "x", supported: openai, anthropic, gemini in \S+nginx.conf:\d+/
 
 
 
