@@ -45,7 +45,8 @@ ngx_http_llm_upstream_request(ngx_http_llm_ctx_t *ctx,
     switch (ep->provider->format) {
 
     case NGX_HTTP_LLM_FORMAT_ANTHROPIC:
-        root = ngx_http_llm_anthropic_request(ctx->body, (char *) ep->model.data,
+        root = ngx_http_llm_anthropic_request(ctx->body,
+                                              (char *) ep->model.data,
                                               ep->model.len, err);
         ctx->upstream_url = ep->url;
         break;
