@@ -218,7 +218,7 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 {
     u_char        *data;
     size_t         len, bad;
-    json_t        *body, *v;
+    json_t        *body, *client, *v;
     ngx_int_t      rc;
     ngx_str_t      why;
     json_error_t   err;
@@ -250,6 +250,7 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
     }
 
     ctx->body = body;
+    client = body;
 
     if (!json_is_object(body)) {
         return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
@@ -261,7 +262,10 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
     if (ctx->api == NGX_HTTP_LLM_API_MESSAGES) {
         /* an Anthropic client: its request in canonical form */
 
-        body = ngx_http_llm_messages_request(ctx->body, &problem);
+        /* its routing fields stay in what it sent */
+        client = ctx->body;
+
+        body = ngx_http_llm_messages_request(client, &problem);
 
         if (body == NULL) {
             if (problem == NULL) {
@@ -331,7 +335,7 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 
     ctx->include_usage = json_is_true(json_object_get(v, "include_usage"));
 
-    problem = ngx_http_llm_parse_prefs(r, json_object_get(body, "provider"),
+    problem = ngx_http_llm_parse_prefs(r, json_object_get(client, "provider"),
                                        &ctx->prefs);
     if (problem) {
         if (ctx->prefs.unknown) {
@@ -345,7 +349,7 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
                                        "invalid_provider", problem);
     }
 
-    rc = ngx_http_llm_models(r, ctx, body);
+    rc = ngx_http_llm_models(r, ctx, client);
 
     if (rc == NGX_OK) {
         rc = ngx_http_llm_strip(r, body);
@@ -573,7 +577,8 @@ ngx_http_llm_add_model(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     }
 
     if (au) {
-        model = ngx_http_llm_auto_match(r, au, body);
+        /* the rules read the conversation in canonical form */
+        model = ngx_http_llm_auto_match(r, au, ctx->body);
 
         if (model == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
