@@ -24,7 +24,7 @@ CC_OPT      ?= -g -O2 -Wextra -Wall -Werror -fstack-protector-strong \
                -D_FORTIFY_SOURCE=2 -fPIC
 
 DEB_PACKAGES := nginx-core nginx-dev libnginx-mod-http-echo libjansson-dev \
-                libcurl4-openssl-dev curl valgrind \
+                libssl-dev libcurl4-openssl-dev curl valgrind \
                 libtest-base-perl libtext-diff-perl libtest-longstring-perl \
                 liblist-moreutils-perl libwww-perl libhttp-message-perl \
                 liburi-perl libipc-run-perl

@@ -412,6 +412,7 @@ ngx_http_llm_model_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     *modelp = model;
 
     model->name = value[1];
+    model->max_output = NGX_HTTP_LLM_DEFAULT_MAX_TOKENS;
     model->file = cf->conf_file->file.name.data;
     model->line = cf->conf_file->line;
 
@@ -462,12 +463,16 @@ ngx_http_llm_model_line(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
         return ngx_http_llm_endpoint(cf, mctx);
     }
 
-    if (value[0].len == 7 && ngx_strcmp(value[0].data, "context") == 0) {
+    if ((value[0].len == 7 && ngx_strcmp(value[0].data, "context") == 0)
+        || (value[0].len == 10
+            && ngx_strcmp(value[0].data, "max_output") == 0))
+    {
 
         if (cf->args->nelts != 2) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid number of arguments in \"context\" "
-                               "of \"llm_model\" \"%V\"", &mctx->model->name);
+                               "invalid number of arguments in \"%V\" "
+                               "of \"llm_model\" \"%V\"", &value[0],
+                               &mctx->model->name);
             return NGX_CONF_ERROR;
         }
 
@@ -475,19 +480,26 @@ ngx_http_llm_model_line(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
 
         if (n <= 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid \"context\" \"%V\" in \"llm_model\" "
-                               "\"%V\"", &value[1], &mctx->model->name);
+                               "invalid \"%V\" \"%V\" in \"llm_model\" "
+                               "\"%V\"", &value[0], &value[1],
+                               &mctx->model->name);
             return NGX_CONF_ERROR;
         }
 
-        mctx->model->context = n;
+        if (value[0].data[0] == 'c') {
+            mctx->model->context = n;
+
+        } else {
+            mctx->model->max_output = n;
+        }
 
         return NGX_CONF_OK;
     }
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "unknown directive \"%V\" in \"llm_model\" \"%V\", "
-                       "expected \"endpoint\" or \"context\"",
+                       "expected \"endpoint\", \"context\" or "
+                       "\"max_output\"",
                        &value[0], &mctx->model->name);
 
     return NGX_CONF_ERROR;
@@ -531,6 +543,7 @@ ngx_http_llm_endpoint(ngx_conf_t *cf, ngx_http_llm_model_conf_ctx_t *mctx)
     }
 
     ep->model = model->name;
+    ep->cached_price = -1;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -558,6 +571,16 @@ ngx_http_llm_endpoint(ngx_conf_t *cf, ngx_http_llm_model_conf_ctx_t *mctx)
             && ngx_strncmp(value[i].data, "input", 5) == 0)
         {
             if (ngx_http_llm_parse_price(&arg, &ep->input_price) != NGX_OK) {
+                goto invalid_price;
+            }
+
+            continue;
+        }
+
+        if (p - value[i].data == 6
+            && ngx_strncmp(value[i].data, "cached", 6) == 0)
+        {
+            if (ngx_http_llm_parse_price(&arg, &ep->cached_price) != NGX_OK) {
                 goto invalid_price;
             }
 

@@ -27,6 +27,7 @@ static void ngx_http_llm_usage(ngx_http_llm_ctx_t *ctx, json_t *usage);
 static ngx_uint_t ngx_http_llm_answered(json_t *choices,
     ngx_uint_t *finished);
 static void ngx_http_llm_keep_id(ngx_http_llm_ctx_t *ctx, json_t *root);
+static void ngx_http_llm_count_text(ngx_http_llm_ctx_t *ctx, json_t *choices);
 static json_t *ngx_http_llm_chunk_of(json_t *answer);
 
 
@@ -47,9 +48,14 @@ ngx_http_llm_emit_chunk(ngx_http_llm_ctx_t *ctx, json_t *chunk)
     }
 
     ngx_http_llm_keep_id(ctx, chunk);
+    ngx_http_llm_count_text(ctx, choices);
 
     if (json_is_object(usage)) {
         ngx_http_llm_usage(ctx, usage);
+
+        if (ngx_http_llm_usage_json(ctx, usage) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
     finished = 0;
@@ -99,13 +105,47 @@ ngx_http_llm_emit_chunk(ngx_http_llm_ctx_t *ctx, json_t *chunk)
 ngx_int_t
 ngx_http_llm_emit_done(ngx_http_llm_ctx_t *ctx)
 {
-    json_t     *events;
+    json_t     *events, *chunk;
     ngx_int_t   rc;
 
     ctx->stream_done = 1;
 
     if (ctx->done_sent) {
         return NGX_OK;
+    }
+
+    if (!ctx->attempt->usage_seen
+        && ctx->api != NGX_HTTP_LLM_API_EMBEDDINGS)
+    {
+        /* the provider said nothing of usage: the router's estimate */
+
+        ngx_http_llm_usage_estimate(ctx);
+
+        chunk = json_pack("{s:s%,s:s,s:I,s:[],s:{s:I,s:I,s:I}}",
+                          "id", ctx->id.data ? (char *) ctx->id.data : "",
+                          ctx->id.len,
+                          "object", "chat.completion.chunk",
+                          "created", (json_int_t) ngx_time(),
+                          "choices",
+                          "usage",
+                            "prompt_tokens",
+                            (json_int_t) ctx->attempt->prompt_tokens,
+                            "completion_tokens",
+                            (json_int_t) ctx->attempt->completion_tokens,
+                            "total_tokens",
+                            (json_int_t) (ctx->attempt->prompt_tokens
+                                          + ctx->attempt->completion_tokens));
+        if (chunk == NULL) {
+            return NGX_ERROR;
+        }
+
+        rc = ngx_http_llm_emit_chunk(ctx, chunk);
+
+        json_decref(chunk);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
     }
 
     ctx->done_sent = 1;
@@ -146,7 +186,35 @@ ngx_http_llm_emit_answer(ngx_http_llm_ctx_t *ctx, json_t *answer)
     ngx_uint_t   finished;
 
     ngx_http_llm_keep_id(ctx, answer);
-    ngx_http_llm_usage(ctx, json_object_get(answer, "usage"));
+    ngx_http_llm_count_text(ctx, json_object_get(answer, "choices"));
+
+    usage = json_object_get(answer, "usage");
+
+    if (json_is_object(usage)) {
+        ngx_http_llm_usage(ctx, usage);
+
+    } else if (ctx->api != NGX_HTTP_LLM_API_EMBEDDINGS) {
+        ngx_http_llm_usage_estimate(ctx);
+
+        usage = json_pack("{s:I,s:I,s:I}",
+                          "prompt_tokens",
+                          (json_int_t) ctx->attempt->prompt_tokens,
+                          "completion_tokens",
+                          (json_int_t) ctx->attempt->completion_tokens,
+                          "total_tokens",
+                          (json_int_t) (ctx->attempt->prompt_tokens
+                                        + ctx->attempt->completion_tokens));
+
+        if (usage == NULL || json_object_set_new(answer, "usage", usage) != 0)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (json_is_object(usage) && ngx_http_llm_usage_json(ctx, usage) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     ctx->out.len = 0;
 
@@ -200,7 +268,14 @@ ngx_http_llm_emit_answer(ngx_http_llm_ctx_t *ctx, json_t *answer)
             return NGX_ERROR;
         }
 
-        rc = ngx_http_llm_label(ctx, message);
+        usage = json_object_get(message, "usage");
+
+        rc = json_is_object(usage) ? ngx_http_llm_usage_json(ctx, usage)
+                                   : NGX_OK;
+
+        if (rc == NGX_OK) {
+            rc = ngx_http_llm_label(ctx, message);
+        }
 
         if (rc == NGX_OK) {
             rc = ngx_http_llm_json_append(ctx->request->pool, message,
@@ -360,6 +435,15 @@ ngx_http_llm_events(ngx_http_llm_ctx_t *ctx, json_t *events)
             continue;
         }
 
+        if (json_is_object(json_object_get(data, "usage"))
+            && ngx_strcmp(json_string_value(name), "message_delta") == 0
+            && ngx_http_llm_usage_json(ctx, json_object_get(data, "usage"))
+               != NGX_OK)
+        {
+            rc = NGX_ERROR;
+            break;
+        }
+
         message = json_object_get(data, "message");
 
         if (json_is_object(message)
@@ -497,7 +581,54 @@ ngx_http_llm_usage(ngx_http_llm_ctx_t *ctx, json_t *usage)
         a->completion_tokens = json_integer_value(v);
     }
 
+    v = json_object_get(json_object_get(usage, "prompt_tokens_details"),
+                        "cached_tokens");
+
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        a->cached_tokens = json_integer_value(v);
+    }
+
     a->usage_seen = 1;
+    a->estimated = 0;
+}
+
+
+/* the answer's text relayed so far, for an estimate if usage never comes */
+
+static void
+ngx_http_llm_count_text(ngx_http_llm_ctx_t *ctx, json_t *choices)
+{
+    size_t   i, j;
+    json_t  *choice, *delta, *v, *call;
+
+    json_array_foreach(choices, i, choice) {
+        delta = json_object_get(choice, "delta");
+
+        if (delta == NULL) {
+            delta = json_object_get(choice, "message");
+        }
+
+        v = json_object_get(delta, "content");
+
+        if (json_is_string(v)) {
+            ctx->text_bytes += json_string_length(v);
+        }
+
+        v = json_object_get(choice, "text");
+
+        if (json_is_string(v)) {
+            ctx->text_bytes += json_string_length(v);
+        }
+
+        json_array_foreach(json_object_get(delta, "tool_calls"), j, call) {
+            v = json_object_get(json_object_get(call, "function"),
+                                "arguments");
+
+            if (json_is_string(v)) {
+                ctx->text_bytes += json_string_length(v);
+            }
+        }
+    }
 }
 
 

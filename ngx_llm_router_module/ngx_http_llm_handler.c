@@ -25,8 +25,6 @@ static ngx_int_t ngx_http_llm_method_not_allowed(ngx_http_request_t *r,
 static void ngx_http_llm_chat_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_llm_chat(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx);
-static ngx_int_t ngx_http_llm_reject(ngx_http_request_t *r,
-    ngx_uint_t status, const char *code, const char *fmt, ...);
 static ngx_int_t ngx_http_llm_models(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx, json_t *body);
 static ngx_int_t ngx_http_llm_strip(ngx_http_request_t *r, json_t *body);
@@ -128,6 +126,24 @@ ngx_http_llm_router_handler(ngx_http_request_t *r)
             return ngx_http_llm_method_not_allowed(r, "POST");
         }
 
+        /* the key first: nothing is read for a caller without one */
+
+        rc = ngx_http_llm_key_check(r, ctx);
+
+        if (rc == NGX_DECLINED) {
+            if (ngx_http_discard_request_body(r) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            return ngx_http_llm_send_error(r, ctx->reject_status, NULL,
+                                           ctx->reject_code, "%V",
+                                           &ctx->reject_msg);
+        }
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
         rc = ngx_http_read_client_request_body(r,
                                                ngx_http_llm_chat_body_handler);
 
@@ -136,6 +152,24 @@ ngx_http_llm_router_handler(ngx_http_request_t *r)
         }
 
         return NGX_DONE;
+    }
+
+    if (ngx_http_llm_uri_ends_with(r, "/key", 4)) {
+
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            return ngx_http_llm_method_not_allowed(r, "GET, HEAD");
+        }
+
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx = ngx_http_llm_get_ctx(r);
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_llm_key_handler(r, ctx);
     }
 
     id.data = ngx_strlcasestrn(r->uri.data, r->uri.data + r->uri.len,
@@ -386,6 +420,22 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* the key's models, tokens per minute and budget; its worst case */
+
+    ctx->body_len = len;
+
+    rc = ngx_http_llm_key_admit(r, ctx, len);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_llm_send_error(r, ctx->reject_status, NULL,
+                                       ctx->reject_code, "%V",
+                                       &ctx->reject_msg);
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     return ngx_http_llm_next_attempt(r, ctx);
 }
 
@@ -428,7 +478,7 @@ ngx_http_llm_strip(ngx_http_request_t *r, json_t *body)
 
 /* keeps what is wrong with a request for the caller to say: NGX_DECLINED */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_llm_reject(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *fmt, ...)
 {
@@ -606,6 +656,7 @@ ngx_http_llm_add_model(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     }
 
     ref->model = model;
+    ref->name = base;
     ref->sort = sort;
 
     return NGX_OK;

@@ -672,6 +672,10 @@ ngx_http_llm_commit(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
 
+    if (ngx_http_llm_key_headers(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     rc = ngx_http_send_header(r);
 
     if (rc == NGX_ERROR || rc > NGX_OK) {

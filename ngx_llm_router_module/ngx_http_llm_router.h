@@ -89,6 +89,33 @@ typedef struct {
 } ngx_http_llm_shctx_t;
 
 
+/* a virtual key's spend and rate counters, in the zone, under its lock */
+
+typedef struct {
+    int64_t                     total;        /* pico-USD, all time */
+    int64_t                     period[3];    /* this day, week, month */
+    time_t                      period_start[3];
+    int64_t                     reserved;     /* worst cases in flight */
+    time_t                      minute;       /* the rate window's start */
+    int64_t                     requests[2];  /* this minute, the last */
+    int64_t                     tokens[2];
+} ngx_http_llm_key_stats_t;
+
+
+typedef struct {
+    u_char                      hash[32];     /* SHA-256 of the key */
+    u_char                      hex[65];
+    ngx_str_t                   label;
+    ngx_array_t                *models;       /* globs; NULL: any */
+    int64_t                     limit;        /* pico-USD; -1: none */
+    ngx_uint_t                  reset;        /* none, daily, weekly ... */
+    ngx_uint_t                  rpm;          /* 0: none */
+    ngx_uint_t                  tpm;
+    time_t                      expires;      /* 0: never */
+    ngx_http_llm_key_stats_t   *stats;
+} ngx_http_llm_key_t;
+
+
 typedef struct {
     ngx_http_llm_provider_t    *provider;
     ngx_http_llm_stats_t       *stats;
@@ -97,6 +124,7 @@ typedef struct {
     ngx_str_t                   stream_url;   /* for a stream */
     int64_t                     input_price;  /* pico-USD per token */
     int64_t                     output_price; /* pico-USD per token */
+    int64_t                     cached_price; /* cached input; -1: input */
 } ngx_http_llm_endpoint_t;
 
 
@@ -104,6 +132,7 @@ typedef struct {
     ngx_str_t                   name;
     ngx_array_t                 endpoints;    /* ngx_http_llm_endpoint_t */
     ngx_uint_t                  context;
+    ngx_uint_t                  max_output;   /* the worst case's tokens */
     u_char                     *file;
     ngx_uint_t                  line;
 } ngx_http_llm_model_t;
@@ -119,6 +148,14 @@ typedef struct {
 
     ngx_shm_zone_t             *shm_zone;
     ngx_http_llm_shctx_t       *sh;
+    ngx_slab_pool_t            *shpool;
+
+    ngx_array_t                *keys;         /* ngx_http_llm_key_t */
+    ngx_str_t                   keys_file;
+
+    ngx_str_t                   state_file;
+    ngx_msec_t                  state_interval;
+    json_t                     *state;        /* as read at start */
 
     ngx_uint_t                  circuit_failures;
     ngx_msec_t                  circuit_cooldown;
@@ -184,6 +221,7 @@ typedef struct {
 
 typedef struct {
     ngx_http_llm_model_t       *model;
+    ngx_str_t                   name;         /* as asked, no suffix */
     ngx_uint_t                  sort;         /* from ":floor", ":nitro" */
 } ngx_http_llm_model_ref_t;
 
@@ -213,7 +251,9 @@ typedef struct {
     ngx_str_t                   retry_after;  /* the provider's header */
     int64_t                     prompt_tokens;
     int64_t                     completion_tokens;
+    int64_t                     cached_tokens;
     unsigned                    usage_seen:1;
+    unsigned                    estimated:1;  /* usage estimated by us */
 } ngx_http_llm_attempt_t;
 
 
@@ -250,6 +290,16 @@ typedef struct {
 
     void                       *mock;         /* the mock provider's state */
 
+    ngx_http_llm_key_t         *key;          /* the caller's */
+    int64_t                     reserved;     /* its worst case */
+    int64_t                     prompt_estimate; /* tokens */
+    int64_t                     tokens_counted; /* toward its tpm */
+    int64_t                     text_bytes;   /* of the answer, relayed */
+    size_t                      body_len;     /* of the request */
+    ngx_uint_t                  rate_limit;   /* for X-RateLimit-* */
+    ngx_uint_t                  rate_used;
+    ngx_uint_t                  rate_reset;
+
     ngx_uint_t                  reject_status; /* what is wrong with */
     const char                 *reject_code;  /*   the request */
     ngx_str_t                   reject_msg;
@@ -267,6 +317,8 @@ typedef struct {
     unsigned                    idle:1;       /* the timer is the idle one */
     unsigned                    client_gone:1; /* aborted or timed out */
     unsigned                    warned:1;     /* about unusable events */
+    unsigned                    settled:1;    /* the key's reservation */
+    unsigned                    rate_headers:1;
     unsigned                    finished:1;   /* post_subrequest ran */
     unsigned                    complete:1;   /* provider answer ended */
     unsigned                    answered:1;   /* answer content seen */
@@ -326,6 +378,40 @@ ngx_http_llm_model_t *ngx_http_llm_auto_match(ngx_http_request_t *r,
 
 ngx_int_t ngx_http_llm_router_handler(ngx_http_request_t *r);
 ngx_http_llm_ctx_t *ngx_http_llm_get_ctx(ngx_http_request_t *r);
+ngx_int_t ngx_http_llm_reject(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *fmt, ...);
+
+
+/* keys, budgets, rate limits */
+
+char *ngx_http_llm_keys(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_llm_key_check(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx);
+ngx_int_t ngx_http_llm_key_admit(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx, size_t body_len);
+void ngx_http_llm_key_settle(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
+    int64_t cost, int64_t tokens);
+ngx_int_t ngx_http_llm_key_headers(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx);
+ngx_int_t ngx_http_llm_key_handler(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx);
+
+
+/* cost */
+
+int64_t ngx_http_llm_attempt_cost(ngx_http_llm_attempt_t *a);
+void ngx_http_llm_usage_estimate(ngx_http_llm_ctx_t *ctx);
+ngx_int_t ngx_http_llm_usage_json(ngx_http_llm_ctx_t *ctx, json_t *usage);
+ngx_int_t ngx_http_llm_log_handler(ngx_http_request_t *r);
+
+
+/* the state file */
+
+char *ngx_http_llm_state(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+void ngx_http_llm_state_restore(ngx_http_llm_main_conf_t *lmcf,
+    ngx_http_llm_key_t *key);
+ngx_int_t ngx_http_llm_state_init_process(ngx_cycle_t *cycle);
+void ngx_http_llm_state_exit_process(ngx_cycle_t *cycle);
 
 
 /* relay filters */

@@ -60,6 +60,20 @@ static ngx_command_t  ngx_http_llm_commands[] = {
       0,
       NULL },
 
+    { ngx_string("llm_keys"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_llm_keys,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("llm_state_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_llm_state,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("llm_router_circuit_breaker"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_http_llm_circuit_breaker,
@@ -149,10 +163,10 @@ ngx_module_t  ngx_http_llm_router_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_llm_state_init_process,       /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_llm_state_exit_process,       /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -191,6 +205,7 @@ ngx_http_llm_create_main_conf(ngx_conf_t *cf)
 
     lmcf->circuit_failures = NGX_CONF_UNSET_UINT;
     lmcf->circuit_cooldown = NGX_CONF_UNSET_MSEC;
+    lmcf->state_interval = NGX_CONF_UNSET_MSEC;
 
     return lmcf;
 }
@@ -205,6 +220,12 @@ ngx_http_llm_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_uint_value(lmcf->circuit_failures, 5);
     ngx_conf_init_msec_value(lmcf->circuit_cooldown, 30000);
+    ngx_conf_init_msec_value(lmcf->state_interval, 10000);
+
+    if (lmcf->keys && lmcf->models.nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"llm_keys\" without any \"llm_model\"");
+    }
 
     if (ngx_http_llm_auto_resolve(cf, lmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
@@ -498,5 +519,19 @@ ngx_http_llm_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_llm_postconfiguration(ngx_conf_t *cf)
 {
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    /* settling a key's reservation: when a request ends, however */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_llm_log_handler;
+
     return ngx_http_llm_relay_init(cf);
 }

@@ -25,7 +25,7 @@
 
 typedef struct {
     ngx_queue_t                 queue;
-    ngx_http_llm_stats_t        stats;
+    void                       *data;         /* what the node holds */
     size_t                      len;
     u_char                      key[1];
 } ngx_http_llm_stats_node_t;
@@ -34,8 +34,10 @@ typedef struct {
 static ngx_int_t ngx_http_llm_init_zone(ngx_shm_zone_t *shm_zone, void *data);
 static ngx_int_t ngx_http_llm_bind_endpoints(ngx_http_llm_main_conf_t *lmcf,
     ngx_slab_pool_t *shpool, ngx_log_t *log);
-static ngx_http_llm_stats_t *ngx_http_llm_stats_node(ngx_slab_pool_t *shpool,
-    ngx_http_llm_shctx_t *sh, ngx_str_t *key);
+static void *ngx_http_llm_stats_node(ngx_slab_pool_t *shpool,
+    ngx_http_llm_shctx_t *sh, ngx_str_t *key, size_t size);
+static ngx_int_t ngx_http_llm_bind_keys(ngx_http_llm_main_conf_t *lmcf,
+    ngx_slab_pool_t *shpool, ngx_log_t *log, ngx_uint_t fresh);
 static void ngx_http_llm_ewma(ngx_atomic_t *avg, ngx_atomic_uint_t sample);
 
 
@@ -131,8 +133,16 @@ ngx_http_llm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     }
 
     lmcf->sh->generation++;
+    lmcf->shpool = shpool;
 
-    return ngx_http_llm_bind_endpoints(lmcf, shpool, shm_zone->shm.log);
+    if (ngx_http_llm_bind_endpoints(lmcf, shpool, shm_zone->shm.log)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_llm_bind_keys(lmcf, shpool, shm_zone->shm.log,
+                                  olmcf == NULL);
 }
 
 
@@ -170,7 +180,8 @@ ngx_http_llm_bind_endpoints(ngx_http_llm_main_conf_t *lmcf,
             key.len = p - key.data;
 
             ngx_shmtx_lock(&shpool->mutex);
-            ep[j].stats = ngx_http_llm_stats_node(shpool, lmcf->sh, &key);
+            ep[j].stats = ngx_http_llm_stats_node(shpool, lmcf->sh, &key,
+                                                  sizeof(ngx_http_llm_stats_t));
             ngx_shmtx_unlock(&shpool->mutex);
 
             if (ep[j].stats == NULL) {
@@ -193,11 +204,11 @@ ngx_http_llm_bind_endpoints(ngx_http_llm_main_conf_t *lmcf,
 }
 
 
-/* the node of "key", created when missing; the zone is locked */
+/* the data of the node "key", created when missing; the zone is locked */
 
-static ngx_http_llm_stats_t *
+static void *
 ngx_http_llm_stats_node(ngx_slab_pool_t *shpool, ngx_http_llm_shctx_t *sh,
-    ngx_str_t *key)
+    ngx_str_t *key, size_t size)
 {
     ngx_queue_t                *q;
     ngx_http_llm_stats_node_t  *node;
@@ -211,7 +222,7 @@ ngx_http_llm_stats_node(ngx_slab_pool_t *shpool, ngx_http_llm_shctx_t *sh,
         if (node->len == key->len
             && ngx_memcmp(node->key, key->data, key->len) == 0)
         {
-            return &node->stats;
+            return node->data;
         }
     }
 
@@ -222,12 +233,66 @@ ngx_http_llm_stats_node(ngx_slab_pool_t *shpool, ngx_http_llm_shctx_t *sh,
         return NULL;
     }
 
+    node->data = ngx_slab_calloc_locked(shpool, size);
+    if (node->data == NULL) {
+        ngx_slab_free_locked(shpool, node);
+        return NULL;
+    }
+
     node->len = key->len;
     ngx_memcpy(node->key, key->data, key->len);
 
     ngx_queue_insert_tail(&sh->nodes, &node->queue);
 
-    return &node->stats;
+    return node->data;
+}
+
+
+/*
+ * Every key of the configuration gets its spend and rate counters in the
+ * zone, by its hash: a reload keeps them.  A zone made anew (a start, not
+ * a reload) takes what the state file kept.
+ */
+
+static ngx_int_t
+ngx_http_llm_bind_keys(ngx_http_llm_main_conf_t *lmcf, ngx_slab_pool_t *shpool,
+    ngx_log_t *log, ngx_uint_t fresh)
+{
+    u_char               buf[4 + 64];
+    ngx_str_t            name;
+    ngx_uint_t           i;
+    ngx_http_llm_key_t  *key;
+
+    if (lmcf->keys == NULL) {
+        return NGX_OK;
+    }
+
+    key = lmcf->keys->elts;
+
+    for (i = 0; i < lmcf->keys->nelts; i++) {
+
+        name.data = buf;
+        name.len = ngx_sprintf(buf, "key %*s", (size_t) 64, key[i].hex)
+                   - buf;
+
+        ngx_shmtx_lock(&shpool->mutex);
+        key[i].stats = ngx_http_llm_stats_node(shpool, lmcf->sh, &name,
+                                               sizeof(ngx_http_llm_key_stats_t));
+        ngx_shmtx_unlock(&shpool->mutex);
+
+        if (key[i].stats == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, log, 0,
+                          "llm_zone is too small for the keys of \"%V\"",
+                          &lmcf->keys_file);
+            return NGX_ERROR;
+        }
+
+        if (fresh) {
+            ngx_http_llm_state_restore(lmcf, &key[i]);
+        }
+    }
+
+    return NGX_OK;
 }
 
 

@@ -22,6 +22,8 @@
 #define ngx_http_llm_var_ttft               5
 #define ngx_http_llm_var_prompt_tokens      6
 #define ngx_http_llm_var_completion_tokens  7
+#define ngx_http_llm_var_cost               8
+#define ngx_http_llm_var_key                9
 
 
 static ngx_int_t ngx_http_llm_variable(ngx_http_request_t *r,
@@ -53,6 +55,12 @@ static ngx_http_variable_t  ngx_http_llm_vars[] = {
 
     { ngx_string("llm_completion_tokens"), NULL, ngx_http_llm_variable,
       ngx_http_llm_var_completion_tokens, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llm_cost"), NULL, ngx_http_llm_variable,
+      ngx_http_llm_var_cost, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("llm_key"), NULL, ngx_http_llm_variable,
+      ngx_http_llm_var_key, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -88,7 +96,19 @@ ngx_http_llm_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
     ctx = ngx_http_get_module_ctx(r->main, ngx_http_llm_router_module);
 
-    if (ctx == NULL || ctx->attempt == NULL) {
+    if (ctx && data == ngx_http_llm_var_key && ctx->key) {
+        /* the key's label, never the key */
+        v->data = ctx->key->label.data;
+        v->len = ctx->key->label.len;
+        v->valid = 1;
+        v->no_cacheable = 1;
+        v->not_found = 0;
+        return NGX_OK;
+    }
+
+    if (ctx == NULL || ctx->attempt == NULL
+        || data == ngx_http_llm_var_key)
+    {
         v->not_found = 1;
         return NGX_OK;
     }
@@ -116,7 +136,7 @@ ngx_http_llm_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         break;
 
     default:
-        p = ngx_pnalloc(r->pool, NGX_INT64_LEN + 4);
+        p = ngx_pnalloc(r->pool, 2 * NGX_INT64_LEN);
         if (p == NULL) {
             return NGX_ERROR;
         }
@@ -140,6 +160,15 @@ ngx_http_llm_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
         case ngx_http_llm_var_prompt_tokens:
             p = ngx_sprintf(p, "%L", a->prompt_tokens);
+            break;
+
+        case ngx_http_llm_var_cost:
+            if (!ctx->committed) {
+                p = ngx_cpymem(p, "0", 1);
+                break;
+            }
+
+            p = ngx_http_llm_price_string(p, ngx_http_llm_attempt_cost(a));
             break;
 
         default: /* ngx_http_llm_var_completion_tokens */

@@ -210,7 +210,7 @@ qr/\[emerg\] \d+#\d+: "llm_model" "m" has no "endpoint" in \S+nginx.conf:\d+/
         max_tokens 5;
     }
 --- error eval
-qr/\[emerg\] \d+#\d+: unknown directive "max_tokens" in "llm_model" "m", expected "endpoint" or "context" in \S+nginx.conf:\d+/
+qr/\[emerg\] \d+#\d+: unknown directive "max_tokens" in "llm_model" "m", expected "endpoint", "context" or "max_output" in \S+nginx.conf:\d+/
 
 
 

@@ -37,7 +37,7 @@ POST /v1/chat/completions
 --- response_headers
 Content-Type: application/json
 --- response_body_like chomp
-^\{"id":"chatcmpl-mock","object":"chat.completion",.*"model":"chat-model",.*"content":"Hello from the mock provider. You said: ping".*"finish_reason":"stop".*"usage":\{"prompt_tokens":\d+,"completion_tokens":3,"total_tokens":\d+\},"provider":"mock"\}$
+^\{"id":"chatcmpl-mock","object":"chat.completion",.*"model":"chat-model",.*"content":"Hello from the mock provider. You said: ping".*"finish_reason":"stop".*"usage":\{"prompt_tokens":\d+,"completion_tokens":3,"total_tokens":\d+,"cost":[0-9.e-]+\},"provider":"mock"\}$
 --- no_error_log
 [error]
 

@@ -81,7 +81,7 @@ POST /v1/chat/completions
 {"model":"chat-model","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}
 --- error_code: 200
 --- response_body_like eval
-qr/"finish_reason":"stop"\}\],"provider":"mock"\}\n\ndata: \{"id":"chatcmpl-mock","object":"chat.completion.chunk","created":\d+,"model":"chat-model","choices":\[\],"usage":\{"prompt_tokens":\d+,"completion_tokens":2,"total_tokens":\d+\},"provider":"mock"\}\n\ndata: \[DONE\]\n\n\z/
+qr/"finish_reason":"stop"\}\],"provider":"mock"\}\n\ndata: \{"id":"chatcmpl-mock","object":"chat.completion.chunk","created":\d+,"model":"chat-model","choices":\[\],"usage":\{"prompt_tokens":\d+,"completion_tokens":2,"total_tokens":\d+,"cost":[0-9.e-]+\},"provider":"mock"\}\n\ndata: \[DONE\]\n\n\z/
 
 
 
@@ -122,7 +122,7 @@ POST /v1/chat/completions
 Content-Type: text/event-stream
 --- response_body eval
 qq{data: {"id":"c1","object":"chat.completion.chunk","created":7,"choices":[{"index":0,"delta":{"role":"assistant","content":"whole"},"finish_reason":"stop"}],"model":"chat-model","provider":"mock"}\n\n}
-. qq{data: {"id":"c1","object":"chat.completion.chunk","created":7,"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4},"model":"chat-model","provider":"mock"}\n\n}
+. qq{data: {"id":"c1","object":"chat.completion.chunk","created":7,"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4,"cost":5e-6},"model":"chat-model","provider":"mock"}\n\n}
 . qq{data: [DONE]\n\n}
 
 

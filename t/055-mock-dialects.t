@@ -464,7 +464,7 @@ POST /v1/messages
 {"model":"m","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"weather?"}],"tools":[{"name":"get_weather","input_schema":{"type":"object"}}]}
 --- error_code: 200
 --- response_body_like eval
-qr/\Aevent: message_start\ndata: \{"type":"message_start","message":\{"id":"msg_chatcmpl-Bx7kS6pQ8rT1uV3xY5aB8cE9fG2hJ",[^\n]*\n\nevent: content_block_start\ndata: \{"type":"content_block_start","index":0,"content_block":\{"type":"tool_use","id":"call_Kq2Wb7Xv9Lm3Np5Rt8Yz1Ac4","name":"get_weather","input":\{\}\}\}\n\nevent: content_block_delta\ndata: \{"type":"content_block_delta","index":0,"delta":\{"type":"input_json_delta","partial_json":"\{\\"location\\":"\}\}\n\n.*event: content_block_stop\ndata: \{"type":"content_block_stop","index":0\}\n\nevent: content_block_start\ndata: \{"type":"content_block_start","index":1,[^\n]*"id":"call_Dm6Fh8Jk1Qs3Tv5Wx7Zb9Ce2".*event: content_block_stop\ndata: \{"type":"content_block_stop","index":1\}\n\nevent: message_delta\ndata: \{"type":"message_delta","delta":\{"stop_reason":"tool_use","stop_sequence":null\},"usage":\{"input_tokens":82,"output_tokens":46\}\}\n\nevent: message_stop\ndata: \{"type":"message_stop"\}\n\n\z/s
+qr/\Aevent: message_start\ndata: \{"type":"message_start","message":\{"id":"msg_chatcmpl-Bx7kS6pQ8rT1uV3xY5aB8cE9fG2hJ",[^\n]*\n\nevent: content_block_start\ndata: \{"type":"content_block_start","index":0,"content_block":\{"type":"tool_use","id":"call_Kq2Wb7Xv9Lm3Np5Rt8Yz1Ac4","name":"get_weather","input":\{\}\}\}\n\nevent: content_block_delta\ndata: \{"type":"content_block_delta","index":0,"delta":\{"type":"input_json_delta","partial_json":"\{\\"location\\":"\}\}\n\n.*event: content_block_stop\ndata: \{"type":"content_block_stop","index":0\}\n\nevent: content_block_start\ndata: \{"type":"content_block_start","index":1,[^\n]*"id":"call_Dm6Fh8Jk1Qs3Tv5Wx7Zb9Ce2".*event: content_block_stop\ndata: \{"type":"content_block_stop","index":1\}\n\nevent: message_delta\ndata: \{"type":"message_delta","delta":\{"stop_reason":"tool_use","stop_sequence":null\},"usage":\{"input_tokens":82,"output_tokens":46,"cost":0.000174\}\}\n\nevent: message_stop\ndata: \{"type":"message_stop"\}\n\n\z/s
 --- no_error_log
 [error]
 
@@ -485,6 +485,6 @@ POST /v1/messages
 {"model":"m","max_tokens":100,"messages":[{"role":"user","content":"weather?"}]}
 --- error_code: 200
 --- response_body_like chomp
-^\{"id":"msg_chatcmpl-Bx7kT8rS1tU3vW5yZ7bC9dF2gH4jK","type":"message","role":"assistant","content":\[\{"type":"tool_use","id":"call_Kq2Wb7Xv9Lm3Np5Rt8Yz1Ac4","name":"get_weather","input":\{"location":"Paris, France"\}\},\{"type":"tool_use","id":"call_Dm6Fh8Jk1Qs3Tv5Wx7Zb9Ce2","name":"get_weather","input":\{"location":"Rome, Italy"\}\}\],"stop_reason":"tool_use","stop_sequence":null,"usage":\{"input_tokens":82,"cache_read_input_tokens":0,"output_tokens":46\}
+^\{"id":"msg_chatcmpl-Bx7kT8rS1tU3vW5yZ7bC9dF2gH4jK","type":"message","role":"assistant","content":\[\{"type":"tool_use","id":"call_Kq2Wb7Xv9Lm3Np5Rt8Yz1Ac4","name":"get_weather","input":\{"location":"Paris, France"\}\},\{"type":"tool_use","id":"call_Dm6Fh8Jk1Qs3Tv5Wx7Zb9Ce2","name":"get_weather","input":\{"location":"Rome, Italy"\}\}\],"stop_reason":"tool_use","stop_sequence":null,"usage":\{"input_tokens":82,"cache_read_input_tokens":0,"output_tokens":46,"cost":0.000174\}
 --- no_error_log
 [error]

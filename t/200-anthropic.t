@@ -52,7 +52,7 @@ our $ToolsSse = join '',
     '{"id":"msg_014p7gG3wDgGV9EUtLvnow3U","object":"chat.completion.chunk","created":CREATED,"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"one\": \"America/Los_An"}}]},"finish_reason":null}],"model":"m","provider":"ant"}',
     '{"id":"msg_014p7gG3wDgGV9EUtLvnow3U","object":"chat.completion.chunk","created":CREATED,"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"geles\"}"}}]},"finish_reason":null}],"model":"m","provider":"ant"}',
     '{"id":"msg_014p7gG3wDgGV9EUtLvnow3U","object":"chat.completion.chunk","created":CREATED,"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}],"model":"m","provider":"ant"}',
-    '{"id":"msg_014p7gG3wDgGV9EUtLvnow3U","object":"chat.completion.chunk","created":CREATED,"choices":[],"usage":{"prompt_tokens":472,"completion_tokens":89,"total_tokens":561},"model":"m","provider":"ant"}',
+    '{"id":"msg_014p7gG3wDgGV9EUtLvnow3U","object":"chat.completion.chunk","created":CREATED,"choices":[],"usage":{"prompt_tokens":472,"completion_tokens":89,"total_tokens":561,"cost":0.002751},"model":"m","provider":"ant"}',
     '[DONE]';
 
 our $Stream = "POST /v1/chat/completions\n"
@@ -167,7 +167,7 @@ POST /v1/chat/completions
 {"model":"m","messages":[{"role":"user","content":"x"}]}
 --- error_code: 200
 --- response_body_like eval
-main::exactly('{"id":"msg_01XFDUDYJgAACzvnptvVoYEL","object":"chat.completion","created":CREATED,"choices":[{"index":0,"message":{"role":"assistant","content":"Hello! The capital of France is Paris."},"finish_reason":"stop"}],"usage":{"prompt_tokens":21,"completion_tokens":12,"total_tokens":33},"model":"m","provider":"ant"}')
+main::exactly('{"id":"msg_01XFDUDYJgAACzvnptvVoYEL","object":"chat.completion","created":CREATED,"choices":[{"index":0,"message":{"role":"assistant","content":"Hello! The capital of France is Paris."},"finish_reason":"stop"}],"usage":{"prompt_tokens":21,"completion_tokens":12,"total_tokens":33,"cost":0.000243},"model":"m","provider":"ant"}')
 
 
 
@@ -179,7 +179,7 @@ POST /v1/chat/completions
 {"model":"m","messages":[{"role":"user","content":"x"}]}
 --- error_code: 200
 --- response_body_like eval
-main::exactly('{"id":"msg_01Aq9w938a90dw8q4mWZsKzC","object":"chat.completion","created":CREATED,"choices":[{"index":0,"message":{"role":"assistant","content":"I\'ll check the weather and the local time in San Francisco.","tool_calls":[{"id":"toolu_01A09q90qw90lq917835lq9","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"San Francisco, CA\",\"unit\":\"fahrenheit\"}"}},{"id":"toolu_01B7cPxZ4kJ2mT8vR3nW6qYe","type":"function","function":{"name":"get_time","arguments":"{\"timezone\":\"America/Los_Angeles\"}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":472,"completion_tokens":121,"total_tokens":593},"model":"m","provider":"ant"}')
+main::exactly('{"id":"msg_01Aq9w938a90dw8q4mWZsKzC","object":"chat.completion","created":CREATED,"choices":[{"index":0,"message":{"role":"assistant","content":"I\'ll check the weather and the local time in San Francisco.","tool_calls":[{"id":"toolu_01A09q90qw90lq917835lq9","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"San Francisco, CA\",\"unit\":\"fahrenheit\"}"}},{"id":"toolu_01B7cPxZ4kJ2mT8vR3nW6qYe","type":"function","function":{"name":"get_time","arguments":"{\"timezone\":\"America/Los_Angeles\"}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":472,"completion_tokens":121,"total_tokens":593,"cost":0.003231},"model":"m","provider":"ant"}')
 
 
 
@@ -191,7 +191,7 @@ POST /v1/chat/completions
 {"model":"m","messages":[{"role":"user","content":"x"}]}
 --- error_code: 200
 --- response_body_like chomp
-"finish_reason":"length"\}\],"usage":\{"prompt_tokens":2118,"completion_tokens":16,"total_tokens":2134,"prompt_tokens_details":\{"cached_tokens":1856\}\}
+"finish_reason":"length"\}\],"usage":\{"prompt_tokens":2118,"completion_tokens":16,"total_tokens":2134,"prompt_tokens_details":\{"cached_tokens":1856\},"cost":0.006594\}
 
 
 

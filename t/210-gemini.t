@@ -32,7 +32,7 @@ our $ToolsSse = join '',
     '{"id":"Bn3TaNq0D6nq7dcPk8bY0Qo","object":"chat.completion.chunk","created":CREATED,"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_0","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Paris\",\"unit\":\"celsius\"}"}}]},"finish_reason":null}],"model":"m","provider":"gem"}',
     '{"id":"Bn3TaNq0D6nq7dcPk8bY0Qo","object":"chat.completion.chunk","created":CREATED,"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_1","type":"function","function":{"name":"get_time","arguments":"{\"timezone\":\"Europe/Paris\"}"}}]},"finish_reason":null}],"model":"m","provider":"gem"}',
     '{"id":"Bn3TaNq0D6nq7dcPk8bY0Qo","object":"chat.completion.chunk","created":CREATED,"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}],"model":"m","provider":"gem"}',
-    '{"id":"Bn3TaNq0D6nq7dcPk8bY0Qo","object":"chat.completion.chunk","created":CREATED,"choices":[],"usage":{"prompt_tokens":112,"completion_tokens":18,"total_tokens":130},"model":"m","provider":"gem"}',
+    '{"id":"Bn3TaNq0D6nq7dcPk8bY0Qo","object":"chat.completion.chunk","created":CREATED,"choices":[],"usage":{"prompt_tokens":112,"completion_tokens":18,"total_tokens":130,"cost":1.84e-5},"model":"m","provider":"gem"}',
     '[DONE]';
 
 our $Stream = "POST /v1/chat/completions\n"
@@ -146,7 +146,7 @@ $::Json
 $::Json
 --- error_code: 200
 --- response_body_like eval
-main::exactly('{"id":"mXvTaJz7HdaM7dcPo9ivqAk","object":"chat.completion","created":CREATED,"choices":[{"index":0,"message":{"role":"assistant","content":"The capital of France is Paris."},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":8,"total_tokens":17},"model":"m","provider":"gem"}')
+main::exactly('{"id":"mXvTaJz7HdaM7dcPo9ivqAk","object":"chat.completion","created":CREATED,"choices":[{"index":0,"message":{"role":"assistant","content":"The capital of France is Paris."},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":8,"total_tokens":17,"cost":4.1e-6},"model":"m","provider":"gem"}')
 
 
 
@@ -157,7 +157,7 @@ main::exactly('{"id":"mXvTaJz7HdaM7dcPo9ivqAk","object":"chat.completion","creat
 $::Json
 --- error_code: 200
 --- response_body_like eval
-main::exactly('{"id":"3nzTaP2xL7mR7dcPyOq8sQc","object":"chat.completion","created":CREATED,"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_0","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Paris\",\"unit\":\"celsius\"}"}},{"id":"call_1","type":"function","function":{"name":"get_time","arguments":"{\"timezone\":\"Europe/Paris\"}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":112,"completion_tokens":18,"total_tokens":130},"model":"m","provider":"gem"}')
+main::exactly('{"id":"3nzTaP2xL7mR7dcPyOq8sQc","object":"chat.completion","created":CREATED,"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_0","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Paris\",\"unit\":\"celsius\"}"}},{"id":"call_1","type":"function","function":{"name":"get_time","arguments":"{\"timezone\":\"Europe/Paris\"}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":112,"completion_tokens":18,"total_tokens":130,"cost":1.84e-5},"model":"m","provider":"gem"}')
 
 
 
@@ -168,7 +168,7 @@ main::exactly('{"id":"3nzTaP2xL7mR7dcPyOq8sQc","object":"chat.completion","creat
 $::Json
 --- error_code: 200
 --- response_body_like chomp
-"message":\{"role":"assistant","content":""\},"finish_reason":"content_filter"\}\],"usage":\{"prompt_tokens":15,"completion_tokens":0,"total_tokens":15\}
+"message":\{"role":"assistant","content":""\},"finish_reason":"content_filter"\}\],"usage":\{"prompt_tokens":15,"completion_tokens":0,"total_tokens":15,"cost":1.5e-6\}
 
 
 
@@ -179,7 +179,7 @@ $::Json
 $::Json
 --- error_code: 200
 --- response_body_like chomp
-"finish_reason":"length"\}\],"usage":\{"prompt_tokens":2118,"completion_tokens":62,"total_tokens":2180,"prompt_tokens_details":\{"cached_tokens":2048\}\}
+"finish_reason":"length"\}\],"usage":\{"prompt_tokens":2118,"completion_tokens":62,"total_tokens":2180,"prompt_tokens_details":\{"cached_tokens":2048\},"cost":0.0002366\}
 
 
 

@@ -25,7 +25,7 @@ our $TextEvents = join '', map { "event: $_->[0]\ndata: $_->[1]\n\n" }
     ['content_block_delta', '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"ab"}}'],
     ['content_block_delta', '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"cd"}}'],
     ['content_block_stop', '{"type":"content_block_stop","index":0}'],
-    ['message_delta', '{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"input_tokens":32,"output_tokens":2}}'],
+    ['message_delta', '{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"input_tokens":32,"output_tokens":2,"cost":3.4e-5}}'],
     ['message_stop', '{"type":"message_stop"}'];
 
 add_block_preprocessor(sub {
@@ -75,7 +75,7 @@ POST /v1/messages
 --- response_headers
 Content-Type: application/json
 --- response_body_like eval
-main::exactly('{"id":"msg_chatcmpl-mock","type":"message","role":"assistant","content":[{"type":"text","text":"abcd"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":19,"output_tokens":2},"model":"m","provider":"oai"}')
+main::exactly('{"id":"msg_chatcmpl-mock","type":"message","role":"assistant","content":[{"type":"text","text":"abcd"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":19,"output_tokens":2,"cost":2.1e-5},"model":"m","provider":"oai"}')
 
 
 
@@ -125,7 +125,7 @@ POST /v1/messages
 {"model":"a","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"weather and time?"}]}
 --- error_code: 200
 --- response_body_like eval
-qr/\Aevent: message_start\n[^\n]*"model":"a","provider":"ant"\}\}\n\n(?s:.*)event: content_block_start\ndata: \{"type":"content_block_start","index":1,"content_block":\{"type":"tool_use","id":"toolu_01T1x1fJ34qAmk2tNTrN7Up6","name":"get_weather","input":\{\}\}\}\n\n(?s:.*)"delta":\{"type":"input_json_delta","partial_json":"\{\\"loca"\}(?s:.*)"index":2,"content_block":\{"type":"tool_use","id":"toolu_01Ck3D9sJ7vQwXe2mB5tRz8L","name":"get_time"(?s:.*)event: message_delta\ndata: \{"type":"message_delta","delta":\{"stop_reason":"tool_use","stop_sequence":null\},"usage":\{"input_tokens":472,"output_tokens":89\}\}\n\nevent: message_stop\ndata: \{"type":"message_stop"\}\n\n\z/
+qr/\Aevent: message_start\n[^\n]*"model":"a","provider":"ant"\}\}\n\n(?s:.*)event: content_block_start\ndata: \{"type":"content_block_start","index":1,"content_block":\{"type":"tool_use","id":"toolu_01T1x1fJ34qAmk2tNTrN7Up6","name":"get_weather","input":\{\}\}\}\n\n(?s:.*)"delta":\{"type":"input_json_delta","partial_json":"\{\\"loca"\}(?s:.*)"index":2,"content_block":\{"type":"tool_use","id":"toolu_01Ck3D9sJ7vQwXe2mB5tRz8L","name":"get_time"(?s:.*)event: message_delta\ndata: \{"type":"message_delta","delta":\{"stop_reason":"tool_use","stop_sequence":null\},"usage":\{"input_tokens":472,"output_tokens":89,"cost":0.002751\}\}\n\nevent: message_stop\ndata: \{"type":"message_stop"\}\n\n\z/
 
 
 
@@ -137,7 +137,7 @@ POST /v1/messages
 {"model":"g","max_tokens":100,"messages":[{"role":"user","content":"weather and time?"}]}
 --- error_code: 200
 --- response_body_like eval
-main::exactly('{"id":"msg_3nzTaP2xL7mR7dcPyOq8sQc","type":"message","role":"assistant","content":[{"type":"tool_use","id":"call_0","name":"get_weather","input":{"location":"Paris","unit":"celsius"}},{"type":"tool_use","id":"call_1","name":"get_time","input":{"timezone":"Europe/Paris"}}],"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":112,"output_tokens":18},"model":"g","provider":"gem"}')
+main::exactly('{"id":"msg_3nzTaP2xL7mR7dcPyOq8sQc","type":"message","role":"assistant","content":[{"type":"tool_use","id":"call_0","name":"get_weather","input":{"location":"Paris","unit":"celsius"}},{"type":"tool_use","id":"call_1","name":"get_time","input":{"timezone":"Europe/Paris"}}],"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":112,"output_tokens":18,"cost":0.00013},"model":"g","provider":"gem"}')
 
 
 

@@ -76,7 +76,7 @@ POST /v1/completions
 --- response_headers
 X-LLM-Upstream: http://127.0.0.1:$ServerPort/oai/v1/completions
 --- response_body chomp
-{"id":"cmpl-1","object":"text_completion","created":1,"model":"inst","choices":[{"text":"Paris","index":0,"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":7,"completion_tokens":1,"total_tokens":8},"provider":"oai"}
+{"id":"cmpl-1","object":"text_completion","created":1,"model":"inst","choices":[{"text":"Paris","index":0,"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":7,"completion_tokens":1,"total_tokens":8,"cost":1.25e-5},"provider":"oai"}
 
 
 
@@ -124,7 +124,7 @@ POST /v1/embeddings
 --- response_headers
 X-LLM-Upstream: http://127.0.0.1:$ServerPort/oai/v1/embeddings
 --- response_body chomp
-{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,-0.2,0.3]}],"model":"emb","usage":{"prompt_tokens":3,"total_tokens":3},"provider":"oai"}
+{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,-0.2,0.3]}],"model":"emb","usage":{"prompt_tokens":3,"total_tokens":3,"cost":6e-8},"provider":"oai"}
 
 
 

@@ -1,0 +1,124 @@
+
+/*
+ * Copyright (C) The ngx_llm_router authors
+ */
+
+
+#include "ngx_http_llm_router.h"
+
+
+/*
+ * What a request cost.  Prices are pico-USD per token and token counts are
+ * whole, so a cost is an exact integer of pico-USD: correct to the
+ * micro-dollar and far below.  Cached prompt tokens are priced at the
+ * endpoint's "cached" price when it has one.
+ *
+ * When a provider reports no usage, the router estimates it (a quarter of
+ * the request's bytes for the prompt, of the answer's text for the
+ * completion) and says so: "estimated": true.
+ */
+
+
+int64_t
+ngx_http_llm_attempt_cost(ngx_http_llm_attempt_t *a)
+{
+    int64_t                   cached, price;
+    ngx_http_llm_endpoint_t  *ep;
+
+    ep = a->endpoint;
+
+    cached = ngx_min(a->cached_tokens, a->prompt_tokens);
+    price = (ep->cached_price >= 0) ? ep->cached_price : ep->input_price;
+
+    return (a->prompt_tokens - cached) * ep->input_price
+           + cached * price
+           + a->completion_tokens * ep->output_price;
+}
+
+
+/* the usage a provider did not report, estimated */
+
+void
+ngx_http_llm_usage_estimate(ngx_http_llm_ctx_t *ctx)
+{
+    ngx_http_llm_attempt_t  *a;
+
+    a = ctx->attempt;
+
+    if (a == NULL || a->usage_seen) {
+        return;
+    }
+
+    a->prompt_tokens = ngx_max(1, (int64_t) ctx->body_len / 4);
+    a->completion_tokens = (ctx->text_bytes + 3) / 4;
+    a->estimated = 1;
+    a->usage_seen = 1;
+}
+
+
+/* the attempt's usage and cost into a usage object of the answer */
+
+ngx_int_t
+ngx_http_llm_usage_json(ngx_http_llm_ctx_t *ctx, json_t *usage)
+{
+    ngx_http_llm_attempt_t  *a;
+
+    a = ctx->attempt;
+
+    if (a->estimated
+        && (json_object_set_new(usage, "estimated", json_true()) != 0))
+    {
+        return NGX_ERROR;
+    }
+
+    if (json_object_set_new(usage, "cost",
+                            json_real((double) ngx_http_llm_attempt_cost(a)
+                                      / 1e12))
+        != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The log phase: the request is over, however it ended.  The key's
+ * reservation is settled to what the answering attempt cost, and the
+ * endpoint's spend is noted.
+ */
+
+ngx_int_t
+ngx_http_llm_log_handler(ngx_http_request_t *r)
+{
+    int64_t                  cost, tokens;
+    ngx_http_llm_ctx_t      *ctx;
+    ngx_http_llm_attempt_t  *a;
+
+    if (r != r->main) {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llm_router_module);
+
+    if (ctx == NULL || ctx->key == NULL || ctx->settled) {
+        return NGX_OK;
+    }
+
+    cost = 0;
+    tokens = 0;
+    a = ctx->attempt;
+
+    if (a && ctx->committed) {
+        /* a cut stream was used all the same: what it sent is billed */
+        ngx_http_llm_usage_estimate(ctx);
+
+        cost = ngx_http_llm_attempt_cost(a);
+        tokens = a->prompt_tokens + a->completion_tokens;
+    }
+
+    ngx_http_llm_key_settle(r, ctx, cost, tokens);
+
+    return NGX_OK;
+}
