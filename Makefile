@@ -4,7 +4,7 @@
 #                foreground on 127.0.0.1:8080 with its built-in mock providers
 #   make test    install what is missing, build, run the whole suite
 #
-# Other targets: deps, build, asan, test-asan, test-valgrind, clean.
+# Other targets: deps, build, prices, asan, test-asan, test-valgrind, clean.
 
 SHELL       := /bin/bash
 TOP         := $(CURDIR)
@@ -33,9 +33,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 SOURCES := config $(wildcard ngx_llm_router_module/*.c ngx_llm_router_module/*.h)
 
-.PHONY: all deps build run test test-runner asan test-asan test-valgrind clean
+.PHONY: all deps build prices run test test-runner asan test-asan \
+        test-valgrind clean
 
-all: build
+all: build prices
 
 deps:
 	@missing=""; \
@@ -66,6 +67,10 @@ $(MODULE_SO): $(NGX_BUILD)/objs/Makefile $(SOURCES)
 
 build: deps $(MODULE_SO)
 
+# llm-prices, the price-catalog tool (libcurl, outside nginx): tools/prices/
+prices: deps
+	$(MAKE) -s -C tools/prices
+
 run: build
 	@mkdir -p $(RUN_DIR)/logs $(RUN_DIR)/modules $(RUN_DIR)/conf
 	@ln -sf $(MODULE_SO) $(RUN_DIR)/modules/
@@ -75,7 +80,7 @@ run: build
 	$(NGINX_BIN) -p $(RUN_DIR)/ -c $(TOP)/conf-examples/quickstart.conf \
 	    -g 'daemon off;'
 
-test: build
+test: build prices
 	TEST_NGINX_BINARY="$(NGINX_BIN)" \
 	TEST_NGINX_LOAD_MODULES="$(MODULE_SO) $(ECHO_SO)" \
 	TEST_NGINX_MODULE_SO=$(MODULE_SO) \
@@ -111,3 +116,4 @@ test-valgrind: build
 
 clean:
 	rm -rf $(BUILD) t/servroot*
+	$(MAKE) -s -C tools/prices clean

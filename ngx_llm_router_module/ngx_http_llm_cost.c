@@ -84,26 +84,19 @@ ngx_http_llm_usage_json(ngx_http_llm_ctx_t *ctx, json_t *usage)
 
 
 /*
- * The log phase: the request is over, however it ended.  The key's
- * reservation is settled to what the answering attempt cost, and the
- * endpoint's spend is noted.
+ * The request is over: the key's reservation is settled to what the
+ * answering attempt cost.  Called when the answer is complete, and from the
+ * log phase for requests that ended otherwise (a client gone): once.
  */
 
-ngx_int_t
-ngx_http_llm_log_handler(ngx_http_request_t *r)
+void
+ngx_http_llm_account(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 {
     int64_t                  cost, tokens;
-    ngx_http_llm_ctx_t      *ctx;
     ngx_http_llm_attempt_t  *a;
 
-    if (r != r->main) {
-        return NGX_OK;
-    }
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_llm_router_module);
-
-    if (ctx == NULL || ctx->key == NULL || ctx->settled) {
-        return NGX_OK;
+    if (ctx->key == NULL || ctx->settled) {
+        return;
     }
 
     cost = 0;
@@ -119,6 +112,23 @@ ngx_http_llm_log_handler(ngx_http_request_t *r)
     }
 
     ngx_http_llm_key_settle(r, ctx, cost, tokens);
+}
+
+
+ngx_int_t
+ngx_http_llm_log_handler(ngx_http_request_t *r)
+{
+    ngx_http_llm_ctx_t  *ctx;
+
+    if (r != r->main) {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llm_router_module);
+
+    if (ctx) {
+        ngx_http_llm_account(r, ctx);
+    }
 
     return NGX_OK;
 }

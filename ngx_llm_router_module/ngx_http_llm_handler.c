@@ -128,7 +128,7 @@ ngx_http_llm_router_handler(ngx_http_request_t *r)
 
         /* the key first: nothing is read for a caller without one */
 
-        rc = ngx_http_llm_key_check(r, ctx);
+        rc = ngx_http_llm_key_check(r, ctx, 1);
 
         if (rc == NGX_DECLINED) {
             if (ngx_http_discard_request_body(r) != NGX_OK) {
@@ -1177,9 +1177,13 @@ ngx_http_llm_resume(ngx_http_request_t *r)
     if (ctx->committed) {
 
         if (ctx->stream && ngx_http_llm_stream_end(r, ctx) == NGX_ERROR) {
+            ngx_http_llm_account(r, ctx);
             ngx_http_finalize_request(r, NGX_ERROR);
             return;
         }
+
+        /* the answer is whole: settle now, not when the connection goes */
+        ngx_http_llm_account(r, ctx);
 
         ngx_http_finalize_request(r, ngx_http_send_special(r, NGX_HTTP_LAST));
         return;
@@ -1189,12 +1193,14 @@ ngx_http_llm_resume(ngx_http_request_t *r)
         rc = ngx_http_llm_next_attempt(r, ctx);
 
         if (rc != NGX_DONE) {
+            ngx_http_llm_account(r, ctx);
             ngx_http_finalize_request(r, rc);
         }
 
         return;
     }
 
+    ngx_http_llm_account(r, ctx);
     ngx_http_finalize_request(r, ngx_http_llm_send_failure(r, ctx));
 }
 

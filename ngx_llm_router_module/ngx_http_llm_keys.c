@@ -519,7 +519,8 @@ ngx_http_llm_find_key(ngx_http_llm_main_conf_t *lmcf, ngx_str_t *presented)
  */
 
 ngx_int_t
-ngx_http_llm_key_check(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
+ngx_http_llm_key_check(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
+    ngx_uint_t count)
 {
     time_t                     now;
     ngx_str_t                  presented;
@@ -561,7 +562,7 @@ ngx_http_llm_key_check(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 
     ctx->key = key;
 
-    if (key->rpm == 0) {
+    if (key->rpm == 0 || !count) {
         return NGX_OK;
     }
 
@@ -967,7 +968,9 @@ ngx_http_llm_key_handler(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
                                        "is not configured)");
     }
 
-    rc = ngx_http_llm_key_check(r, ctx);
+    /* asking what is left is not a request against the limits */
+
+    rc = ngx_http_llm_key_check(r, ctx, 0);
 
     if (rc == NGX_DECLINED) {
         return ngx_http_llm_send_error(r, ctx->reject_status, NULL,

@@ -386,7 +386,7 @@ ngx_int_t ngx_http_llm_reject(ngx_http_request_t *r, ngx_uint_t status,
 
 char *ngx_http_llm_keys(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_llm_key_check(ngx_http_request_t *r,
-    ngx_http_llm_ctx_t *ctx);
+    ngx_http_llm_ctx_t *ctx, ngx_uint_t count);
 ngx_int_t ngx_http_llm_key_admit(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx, size_t body_len);
 void ngx_http_llm_key_settle(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
@@ -402,6 +402,7 @@ ngx_int_t ngx_http_llm_key_handler(ngx_http_request_t *r,
 int64_t ngx_http_llm_attempt_cost(ngx_http_llm_attempt_t *a);
 void ngx_http_llm_usage_estimate(ngx_http_llm_ctx_t *ctx);
 ngx_int_t ngx_http_llm_usage_json(ngx_http_llm_ctx_t *ctx, json_t *usage);
+void ngx_http_llm_account(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx);
 ngx_int_t ngx_http_llm_log_handler(ngx_http_request_t *r);
 
 

@@ -434,3 +434,93 @@ qr/\[emerg\] \d+#\d+: invalid parameter "speed=2" in "llm_router_weights", use c
     llm_provider open/ai http://127.0.0.1/v1;
 --- error eval
 qr/\[emerg\] \d+#\d+: invalid provider name "open\/ai" in "llm_provider", use letters, digits, "-", "_" and "." in \S+nginx.conf:\d+/
+
+
+
+=== TEST 37: llm_keys: a file that is not JSON
+--- key_file
+{"keys": [
+--- http_config
+    llm_keys $DIR/key;
+--- error eval
+qr/\[emerg\] \d+#\d+: "llm_keys" cannot load "\S+\/key": [^\n]+ \(line \d+\) in \S+nginx.conf:\d+/
+
+
+
+=== TEST 38: llm_keys: no keys array
+--- key_file
+{"key": []}
+--- http_config
+    llm_keys $DIR/key;
+--- error eval
+qr/\[emerg\] \d+#\d+: "llm_keys" file "\S+\/key" has no "keys" array in \S+nginx.conf:\d+/
+
+
+
+=== TEST 39: llm_keys: a hash that is not a SHA-256
+--- key_file
+{"keys": [{"hash": "sk-plaintext-key", "label": "x"}]}
+--- http_config
+    llm_keys $DIR/key;
+--- error eval
+qr/\[emerg\] \d+#\d+: "llm_keys" file "\S+\/key": keys\[0\] "hash" is not 64 hex digits \(a SHA-256\) in \S+nginx.conf:\d+/
+
+
+
+=== TEST 40: llm_keys: an unknown field
+--- key_file
+{"keys": [{"hash": "4d692786b022a5d5a48381dcaf1e5e346366feb5579a1d699de2991d153b05f9", "budget": 5}]}
+--- http_config
+    llm_keys $DIR/key;
+--- error eval
+qr/\[emerg\] \d+#\d+: "llm_keys" file "\S+\/key": keys\[0\] has an unknown field "budget" in \S+nginx.conf:\d+/
+
+
+
+=== TEST 41: llm_keys: a bad limit_reset
+--- key_file
+{"keys": [{"hash": "4d692786b022a5d5a48381dcaf1e5e346366feb5579a1d699de2991d153b05f9", "limit": 5, "limit_reset": "hourly"}]}
+--- http_config
+    llm_keys $DIR/key;
+--- error eval
+qr/\[emerg\] \d+#\d+: "llm_keys" file "\S+\/key": keys\[0\] "limit_reset" is not "daily", "weekly", "monthly" or null in \S+nginx.conf:\d+/
+
+
+
+=== TEST 42: llm_keys: a bad expiry date
+--- key_file
+{"keys": [{"hash": "4d692786b022a5d5a48381dcaf1e5e346366feb5579a1d699de2991d153b05f9", "expires": "next year"}]}
+--- http_config
+    llm_keys $DIR/key;
+--- error eval
+qr/\[emerg\] \d+#\d+: "llm_keys" file "\S+\/key": keys\[0\] "expires" is not like "2027-01-31T00:00:00Z" in \S+nginx.conf:\d+/
+
+
+
+=== TEST 43: llm_keys: one key twice
+--- key_file
+{"keys": [{"hash": "4d692786b022a5d5a48381dcaf1e5e346366feb5579a1d699de2991d153b05f9"}, {"hash": "4D692786B022A5D5A48381DCAF1E5E346366FEB5579A1D699DE2991D153B05F9"}]}
+--- http_config
+    llm_keys $DIR/key;
+--- error eval
+qr/\[emerg\] \d+#\d+: "llm_keys" file "\S+\/key": keys\[1\] and keys\[0\] have the same hash in \S+nginx.conf:\d+/
+
+
+
+=== TEST 44: llm_keys: a file that loads
+--- key_file
+{"keys": [{"hash": "4d692786b022a5d5a48381dcaf1e5e346366feb5579a1d699de2991d153b05f9", "label": "alice", "models": ["gpt-*"], "limit": 10, "limit_reset": "daily", "rpm": 60, "tpm": 100000, "expires": "2099-01-01"}]}
+--- http_config
+    llm_keys $DIR/key;
+    llm_provider x http://127.0.0.1/v1;
+    llm_model gpt-x { endpoint x; max_output 2048; }
+
+
+
+=== TEST 45: llm_state_file: a file that is not a state file
+--- key_file
+[1, 2, 3]
+--- http_config
+    llm_state_file $DIR/key;
+--- error eval
+qr/\[emerg\] \d+#\d+: "llm_state_file" "\S+\/key" is not a state file: no "keys" object; move it away to start from zero spend in \S+nginx.conf:\d+/

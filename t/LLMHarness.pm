@@ -58,7 +58,8 @@ sub write_conf {
         . "pid logs/nginx.pid;\n"
         . ($> == 0 ? "user root;\n" : '')
         . "events { worker_connections 1024; accept_mutex off; }\n"
-        . "http {\n    access_log off;\n"
+        . "http {\n"
+        . (($c{http} || '') =~ /access_log/ ? '' : "    access_log off;\n")
         . "    client_body_temp_path tmp;\n    proxy_temp_path tmp;\n"
         . ($c{http} || '')
         . "    server {\n        listen 127.0.0.1:\$PORT"
