@@ -675,12 +675,21 @@ ngx_http_llm_key_admit(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     cand = ctx->candidates.elts;
 
     for (i = 0; i < ctx->candidates.nelts; i++) {
-        out = cand[i].model->max_output;
 
-        if (json_is_integer(v) && json_integer_value(v) > 0
-            && json_integer_value(v) < out)
-        {
-            out = json_integer_value(v);
+        /*
+         * the length the client asked for, else the model's max_output,
+         * which is then sent as max_tokens (ngx_http_llm_upstream_cap())
+         */
+
+        if (ctx->api == NGX_HTTP_LLM_API_EMBEDDINGS) {
+            out = 0;
+
+        } else if (json_is_integer(v) && json_integer_value(v) > 0) {
+            /* no model writes a billion tokens; no overflow below */
+            out = ngx_min(json_integer_value(v), 1000000000);
+
+        } else {
+            out = cand[i].model->max_output;
         }
 
         cost = ctx->prompt_estimate * cand[i].endpoint->input_price

@@ -318,6 +318,7 @@ typedef struct {
     unsigned                    client_gone:1; /* aborted or timed out */
     unsigned                    warned:1;     /* about unusable events */
     unsigned                    settled:1;    /* the key's reservation */
+    unsigned                    capped:1;     /* we set max_tokens */
     unsigned                    rate_headers:1;
     unsigned                    finished:1;   /* post_subrequest ran */
     unsigned                    complete:1;   /* provider answer ended */

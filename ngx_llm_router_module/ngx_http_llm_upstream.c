@@ -20,6 +20,8 @@
 
 static ngx_int_t ngx_http_llm_upstream_openai(ngx_http_llm_ctx_t *ctx,
     ngx_http_llm_endpoint_t *ep, json_t **root);
+static ngx_int_t ngx_http_llm_upstream_cap(ngx_http_llm_ctx_t *ctx,
+    ngx_http_llm_endpoint_t *ep);
 static ngx_int_t ngx_http_llm_upstream_url(ngx_http_llm_ctx_t *ctx,
     ngx_http_llm_endpoint_t *ep, const char *path, size_t len);
 static ngx_int_t ngx_http_llm_upstream_chunks(ngx_http_llm_ctx_t *ctx,
@@ -41,6 +43,10 @@ ngx_http_llm_upstream_request(ngx_http_llm_ctx_t *ctx,
     pool = ctx->request->pool;
     root = NULL;
     *err = NULL;
+
+    if (ngx_http_llm_upstream_cap(ctx, ep) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     switch (ep->provider->format) {
 
@@ -111,6 +117,54 @@ ngx_http_llm_upstream_request(ngx_http_llm_ctx_t *ctx,
 
     *body = cl;
     *len = sb.len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A chat request that does not say how long its answer may be gets the
+ * model's max_output as max_tokens when that bound matters: Anthropic
+ * requires one, and a key with a limit reserved exactly that much, so the
+ * provider must not be free to write more.  Otherwise the provider's own
+ * default stands (and a cap set for an earlier attempt is taken back).
+ */
+
+static ngx_int_t
+ngx_http_llm_upstream_cap(ngx_http_llm_ctx_t *ctx,
+    ngx_http_llm_endpoint_t *ep)
+{
+    ngx_http_llm_model_t  *model;
+
+    if (ctx->api != NGX_HTTP_LLM_API_CHAT
+        && ctx->api != NGX_HTTP_LLM_API_MESSAGES)
+    {
+        return NGX_OK;
+    }
+
+    if (!ctx->capped
+        && (json_object_get(ctx->body, "max_tokens")
+            || json_object_get(ctx->body, "max_completion_tokens")))
+    {
+        return NGX_OK;
+    }
+
+    model = ctx->attempt->model;
+
+    if ((ctx->key && ctx->key->limit >= 0)
+        || ep->provider->format == NGX_HTTP_LLM_FORMAT_ANTHROPIC)
+    {
+        ctx->capped = 1;
+
+        return json_object_set_new(ctx->body, "max_tokens",
+                                   json_integer(model->max_output))
+               ? NGX_ERROR : NGX_OK;
+    }
+
+    if (ctx->capped) {
+        ctx->capped = 0;
+        (void) json_object_del(ctx->body, "max_tokens");
+    }
 
     return NGX_OK;
 }

@@ -26,8 +26,10 @@ my $prefix = tempdir('llm-examples-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 make_path("$prefix/modules", "$prefix/logs", "$prefix/conf");
 symlink $module, "$prefix/modules/ngx_http_llm_router_module.so" or die $!;
 
-# the examples include llm_upstream.conf from their own directory
-system('cp', glob("$root/conf-examples/*.conf"), "$prefix/conf/") == 0
+# the examples include llm_upstream.conf (and read keys files) from their
+# own directory
+system('cp', glob("$root/conf-examples/*.conf"),
+       glob("$root/conf-examples/*.json"), "$prefix/conf/") == 0
     or die "cp failed";
 
 for my $conf (sort glob("$prefix/conf/*.conf")) {

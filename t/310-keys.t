@@ -11,6 +11,7 @@
 #   sk-test-carol  expired
 #   sk-test-dave   a budget too small for any request
 #   sk-test-erin   300 tokens a minute
+#   sk-test-frank  5 USD, "cheap*" models
 
 use Test::Nginx::Socket 'no_plan';
 
@@ -27,7 +28,9 @@ our $Keys = <<'_EOF_';
   {"hash": "a228e3ddbf57fc6cb39fe0352bc748e4131e2a48a33d1ec1ff922976f4ed6441",
    "label": "dave", "limit": 0.000001},
   {"hash": "c842fd2a96f192551c5d8898d4e158e6c8053c1ecaa7d688d0307b0057060472",
-   "label": "erin", "tpm": 300}
+   "label": "erin", "tpm": 300},
+  {"hash": "d0002434b6134242e1f37e1408d8041be3e3b102b84168f177a768a11047853f",
+   "label": "frank", "limit": 5, "models": ["cheap*"]}
 ]}
 _EOF_
 
@@ -49,6 +52,11 @@ add_block_preprocessor(sub {
         endpoint mock model=p input=10 output=30;
         max_output 1000;
     }
+    llm_provider echo http://127.0.0.1:$TEST_NGINX_SERVER_PORT/echo/v1;
+    llm_model cheap-echo {
+        endpoint echo model=e input=0.5 output=1.5;
+        max_output 1000;
+    }
 _EOC_
 
     $block->set_value("config", <<'_EOC_');
@@ -59,6 +67,9 @@ _EOC_
     }
     include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
     location /mock/v1/chat/completions { llm_mock chunks=4; }
+    location /echo/v1/chat/completions {
+        llm_mock chunks=1 text=$request_body;
+    }
 _EOC_
 });
 
@@ -104,19 +115,20 @@ $::Chat
 
 
 === TEST 4: a good key; the cost of the answer, exact, in the answer and in $llm_cost
-The mock counts the body it gets / 4 = 14 prompt tokens, and 4
-completion tokens: 14 x 0.5 + 4 x 1.5 = 13 micro-USD.
+The mock counts the body it gets / 4 = 18 prompt tokens (the client's body
+and the "max_tokens":4096 a budgeted key's request is capped at), and 4
+completion tokens: 18 x 0.5 + 4 x 1.5 = 15 micro-USD.
 --- more_headers
 Authorization: Bearer sk-test-alice
 --- request eval
 $::Chat
 --- error_code: 200
 --- response_headers
-X-LLM-Cost: 0.000013
+X-LLM-Cost: 0.000015
 X-LLM-Key: alice
 X-RateLimit-Limit: 2
 --- response_body_like chomp
-"usage":\{"prompt_tokens":14,"completion_tokens":4,"total_tokens":18,"cost":1.3e-5\}
+"usage":\{"prompt_tokens":18,"completion_tokens":4,"total_tokens":22,"cost":1.5e-5\}
 
 
 
@@ -202,7 +214,7 @@ Authorization: Bearer sk-test-erin
 
 
 === TEST 11: GET /v1/key: the caller's label, limit, usage and what remains
-Two answers of 13 micro-USD each.
+Two answers of 15 micro-USD each.
 --- more_headers
 Authorization: Bearer sk-test-alice
 --- request eval
@@ -210,8 +222,8 @@ Authorization: Bearer sk-test-alice
 --- error_code eval
 [200, 200, 200]
 --- response_body_like eval
-[qr/"cost":1.3e-5/, qr/"cost":1.3e-5/,
- qr/^\{"data":\{"label":"alice","limit":10\.0,"limit_reset":"monthly","limit_remaining":9\.999974,"usage":2\.6e-5,"usage_daily":2\.6e-5,"usage_weekly":2\.6e-5,"usage_monthly":2\.6e-5,"reserved":0\.0,"is_free_tier":false,"rate_limit":\{"requests":2,"tokens":0,"interval":"1m"\},"expires_at":null\}\}$/]
+[qr/"cost":1.5e-5/, qr/"cost":1.5e-5/,
+ qr/^\{"data":\{"label":"alice","limit":10\.0,"limit_reset":"monthly","limit_remaining":9\.99997,"usage":3e-5,"usage_daily":3e-5,"usage_weekly":3e-5,"usage_monthly":3e-5,"reserved":0\.0,"is_free_tier":false,"rate_limit":\{"requests":2,"tokens":0,"interval":"1m"\},"expires_at":null\}\}$/]
 
 
 
@@ -221,3 +233,57 @@ GET /v1/key
 --- error_code: 401
 --- response_body_like chomp
 "code":"missing_api_key"
+
+
+
+=== TEST 13: a budgeted key's request without max_tokens is capped at max_output
+The reservation counted on it: the provider must not write more.
+--- more_headers
+Authorization: Bearer sk-test-frank
+--- request
+POST /v1/chat/completions
+{"model":"cheap-echo","messages":[{"role":"user","content":"hi"}]}
+--- error_code: 200
+--- response_body_like chomp
+\\"max_tokens\\":1000
+
+
+
+=== TEST 14: the client's own max_tokens is left alone
+--- more_headers
+Authorization: Bearer sk-test-frank
+--- request
+POST /v1/chat/completions
+{"model":"cheap-echo","max_tokens":7,"messages":[{"role":"user","content":"hi"}]}
+--- error_code: 200
+--- response_body_like chomp
+\\"max_tokens\\":7[,}]
+--- response_body_unlike chomp
+1000
+
+
+
+=== TEST 15: a key without a limit leaves the length to the provider
+--- more_headers
+Authorization: Bearer sk-test-bob
+--- request
+POST /v1/chat/completions
+{"model":"cheap-echo","messages":[{"role":"user","content":"hi"}]}
+--- error_code: 200
+--- response_body_like chomp
+"content":"\{.*\\"messages\\"
+--- response_body_unlike chomp
+max_tokens
+
+
+
+=== TEST 16: a max_tokens above max_output is reserved in full, not cut to it
+A billion tokens at 1.5 USD per million cannot fit in 5 USD.
+--- more_headers
+Authorization: Bearer sk-test-frank
+--- request
+POST /v1/chat/completions
+{"model":"cheap-echo","max_tokens":1000000000,"messages":[{"role":"user","content":"hi"}]}
+--- error_code: 402
+--- response_body_like chomp
+this request may cost up to 1500\.0000\d+\)","type":"insufficient_quota"
