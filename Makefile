@@ -4,7 +4,8 @@
 #                foreground on 127.0.0.1:8080 with its built-in mock providers
 #   make test    install what is missing, build, run the whole suite
 #
-# Other targets: deps, build, prices, asan, test-asan, test-valgrind, clean.
+# Other targets: deps, build, prices, asan, test-asan, test-valgrind, fuzz,
+# fuzz-regress, clean.
 
 SHELL       := /bin/bash
 TOP         := $(CURDIR)
@@ -34,7 +35,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SOURCES := config $(wildcard ngx_llm_router_module/*.c ngx_llm_router_module/*.h)
 
 .PHONY: all deps build prices run test test-runner asan test-asan \
-        test-valgrind clean
+        test-valgrind fuzz fuzz-regress clean
 
 all: build prices
 
@@ -113,6 +114,17 @@ test-asan: asan
 
 test-valgrind: build
 	TEST_NGINX_USE_VALGRIND=1 $(MAKE) test
+
+# libFuzzer targets for the SSE parser and the dialect translations, with
+# ASan and UBSan (tools/fuzz/README.md); clang is installed when missing.
+FUZZ_SECONDS ?= 600
+
+fuzz: build
+	tools/fuzz/run.sh --install -j 2 $(FUZZ_SECONDS)
+
+# the seeds and every input that once crashed, once each: seconds
+fuzz-regress: build
+	tools/fuzz/run.sh --install --regress
 
 clean:
 	rm -rf $(BUILD) t/servroot*

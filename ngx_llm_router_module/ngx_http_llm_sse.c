@@ -16,6 +16,16 @@
  */
 
 
+/*
+ * A line may be as long as an event's worth of value after the longest
+ * field name, its colon and a space.  Every line is held to it, whether
+ * it came in one read or was put together from several: the same stream
+ * must not pass or fail depending on how the network cut it.
+ */
+
+#define NGX_HTTP_LLM_SSE_FIELD  (sizeof("event: ") - 1)
+
+
 static ngx_int_t ngx_http_llm_sse_line(ngx_http_llm_sse_t *p, u_char *line,
     size_t len, ngx_http_llm_sse_event_t *ev);
 
@@ -56,10 +66,11 @@ ngx_http_llm_sse_parse(ngx_http_llm_sse_t *p, u_char **pos, u_char *last,
     ngx_http_llm_sse_event_t *ev)
 {
     u_char     *s, *e, *line;
-    size_t      len;
+    size_t      len, max;
     ngx_int_t   rc;
 
     s = *pos;
+    max = p->max ? p->max + NGX_HTTP_LLM_SSE_FIELD : 0;
 
     while (s < last) {
 
@@ -82,7 +93,7 @@ ngx_http_llm_sse_parse(ngx_http_llm_sse_t *p, u_char **pos, u_char *last,
             /* an incomplete line: keep it for the next call */
 
             rc = ngx_http_llm_sbuf_append(p->pool, &p->line, s, e - s,
-                                          p->max);
+                                          max);
             if (rc != NGX_OK) {
                 return NGX_ERROR;
             }
@@ -97,7 +108,7 @@ ngx_http_llm_sse_parse(ngx_http_llm_sse_t *p, u_char **pos, u_char *last,
 
         if (p->line.len) {
             rc = ngx_http_llm_sbuf_append(p->pool, &p->line, s, e - s,
-                                          p->max);
+                                          max);
             if (rc != NGX_OK) {
                 return NGX_ERROR;
             }
@@ -109,6 +120,10 @@ ngx_http_llm_sse_parse(ngx_http_llm_sse_t *p, u_char **pos, u_char *last,
         } else {
             line = s;
             len = e - s;
+
+            if (max && len > max) {
+                return NGX_ERROR;
+            }
         }
 
         s = e + 1;

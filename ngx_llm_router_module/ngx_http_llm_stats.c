@@ -277,7 +277,7 @@ ngx_http_llm_bind_keys(ngx_http_llm_main_conf_t *lmcf, ngx_slab_pool_t *shpool,
 
         ngx_shmtx_lock(&shpool->mutex);
         key[i].stats = ngx_http_llm_stats_node(shpool, lmcf->sh, &name,
-                                               sizeof(ngx_http_llm_key_stats_t));
+                                           sizeof(ngx_http_llm_key_stats_t));
         ngx_shmtx_unlock(&shpool->mutex);
 
         if (key[i].stats == NULL) {

@@ -326,6 +326,11 @@ ngx_http_llm_upstream_event(ngx_http_llm_ctx_t *ctx,
     a = ctx->attempt;
     pr = a->endpoint->provider;
 
+    if (ev->data.len == 0) {
+        /* "data:" with nothing: carries nothing, like a comment line */
+        return NGX_OK;
+    }
+
     if (pr->format == NGX_HTTP_LLM_FORMAT_OPENAI
         && ev->data.len == 6 && ngx_strncmp(ev->data.data, "[DONE]", 6) == 0)
     {

@@ -334,3 +334,21 @@ POST /v1/chat/completions
 --- error_code: 200
 --- response_body_like eval
 qr/\Adata: \{[^\n]*"role":"assistant"[^\n]*\n\ndata: \{[^\n]*"content":"ab"[^\n]*\n\ndata: \{[^\n]*"content":"cd"[^\n]*\n\ndata: \{[^\n]*"content":"ef"[^\n]*\n\ndata: \{[^\n]*"finish_reason":"stop"[^\n]*\n\ndata: \[DONE\]\n\n\z/
+
+
+
+=== TEST 18: empty "event:" and "data:" lines and comments, byte by byte, change nothing
+Found by fuzzing (tools/fuzz/crashes/fuzz_sse_decode-1): an empty value
+once made the parser do arithmetic on a buffer it had not allocated.
+--- user_files eval
+">>> empty.sse\n:keep-alive\n\nevent:\ndata:\n\ndata:\n\n"
+    . do { local (@ARGV, $/) = ("$ENV{TEST_NGINX_ROOT}/t/fixtures/anthropic/tools.sse"); <> }
+--- config
+    location /ant/v1/messages {
+        llm_mock replay=html/empty.sse split=1 interval=0;
+    }
+--- request eval
+$::Stream
+--- error_code: 200
+--- response_body_like eval
+main::exactly($::ToolsSse)
