@@ -25,6 +25,11 @@ ngx_http_llm_attempt_cost(ngx_http_llm_attempt_t *a)
     int64_t                   cached, price;
     ngx_http_llm_endpoint_t  *ep;
 
+    if (a->cache_hit) {
+        /* proxy_cache answered: nobody was paid for it */
+        return 0;
+    }
+
     ep = a->endpoint;
 
     cached = ngx_min(a->cached_tokens, a->prompt_tokens);
@@ -128,6 +133,7 @@ ngx_http_llm_log_handler(ngx_http_request_t *r)
 
     if (ctx) {
         ngx_http_llm_account(r, ctx);
+        ngx_http_llm_metrics_request(r, ctx);
     }
 
     return NGX_OK;

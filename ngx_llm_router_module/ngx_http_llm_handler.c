@@ -269,9 +269,11 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
                                        "JSON object");
     }
 
-    body = json_loadb((const char *) data, len, JSON_ALLOW_NUL, &err);
+    ctx->body_len = len;
 
-    if (body == NULL) {
+    rc = ngx_http_llm_body_parse(r, ctx, data, len, &err);
+
+    if (rc == NGX_DECLINED && err.text[0]) {
         return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
                                        "invalid_json",
                                        "The request body is not valid JSON: "
@@ -279,19 +281,19 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
                                        err.text, err.line, err.column);
     }
 
-    if (ngx_http_llm_json_own(r->pool, body) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ctx->body = body;
-    client = body;
-
-    if (!json_is_object(body)) {
+    if (rc == NGX_DECLINED) {
         return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
                                        "invalid_request",
                                        "The request body must be a JSON "
                                        "object");
     }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    body = ctx->body;
+    client = body;
 
     if (ctx->api == NGX_HTTP_LLM_API_MESSAGES) {
         /* an Anthropic client: its request in canonical form */
@@ -319,7 +321,12 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 
     bad = 0;
 
-    switch (ctx->api) {
+    switch (ctx->has_raw ? 0 : ctx->api) {
+
+    case 0:
+        /* what is kept as the client's bytes is checked as such */
+        problem = ngx_http_llm_body_check(ctx, &bad);
+        break;
 
     case NGX_HTTP_LLM_API_COMPLETIONS:
         v = json_object_get(body, "prompt");
@@ -421,8 +428,6 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
     }
 
     /* the key's models, tokens per minute and budget; its worst case */
-
-    ctx->body_len = len;
 
     rc = ngx_http_llm_key_admit(r, ctx, len);
 
@@ -628,6 +633,11 @@ ngx_http_llm_add_model(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
 
     if (au) {
         /* the rules read the conversation in canonical form */
+
+        if (ngx_http_llm_body_full(r, ctx) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         model = ngx_http_llm_auto_match(r, au, ctx->body);
 
         if (model == NULL) {
@@ -786,6 +796,12 @@ ngx_http_llm_start_attempt(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
         ctx->timer.handler = ngx_http_llm_timer_handler;
         ctx->timer.data = r->connection;
         ctx->timer.log = r->connection->log;
+    }
+
+    if (ctx->attempts.nelts) {
+        /* the previous attempt failed over to this one */
+        (void) ngx_atomic_fetch_add(&ctx->attempt->endpoint->stats->fallbacks,
+                                    1);
     }
 
     a = ngx_array_push(&ctx->attempts);
@@ -1134,7 +1150,8 @@ ngx_http_llm_attempt_outcome(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
     a = ctx->attempt;
     tps = 0;
 
-    if (ctx->client_gone) {
+    if (ctx->client_gone || a->cache_hit) {
+        /* a cached answer says nothing of the endpoint as it is now */
         outcome = NGX_HTTP_LLM_OUTCOME_NEUTRAL;
 
     } else if (!ctx->failed) {

@@ -958,15 +958,13 @@ ngx_http_llm_key_headers(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 ngx_int_t
 ngx_http_llm_key_handler(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 {
-    time_t                     now;
     json_t                    *data, *root;
     int64_t                    spent, period[3], total, reserved;
     ngx_int_t                  rc;
+    const char                *reset;
     ngx_http_llm_key_t        *key;
-    ngx_http_llm_key_stats_t  *st;
+    ngx_http_llm_key_stats_t   st;
     ngx_http_llm_main_conf_t  *lmcf;
-
-    static const char  *resets[] = { NULL, "daily", "weekly", "monthly" };
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_llm_router_module);
 
@@ -992,23 +990,17 @@ ngx_http_llm_key_handler(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
     }
 
     key = ctx->key;
-    st = key->stats;
-    now = ngx_time();
 
-    ngx_shmtx_lock(&lmcf->shpool->mutex);
+    ngx_http_llm_key_stats_get(lmcf, key, &st);
 
-    ngx_http_llm_key_periods(st, now);
+    total = st.total;
+    period[0] = st.period[0];
+    period[1] = st.period[1];
+    period[2] = st.period[2];
+    reserved = st.reserved;
 
-    total = st->total;
-    period[0] = st->period[0];
-    period[1] = st->period[1];
-    period[2] = st->period[2];
-    reserved = st->reserved;
-
-    ngx_shmtx_unlock(&lmcf->shpool->mutex);
-
-    spent = (key->reset == NGX_HTTP_LLM_RESET_NONE)
-            ? total : period[key->reset - 1];
+    spent = ngx_http_llm_key_spent(key, &st);
+    reset = ngx_http_llm_key_reset_name(key);
 
     data = json_object();
     root = json_pack("{s:o}", "data", data);
@@ -1024,8 +1016,8 @@ ngx_http_llm_key_handler(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
                                ? json_real((double) key->limit / 1e12)
                                : json_null()) != 0
         || json_object_set_new(data, "limit_reset",
-                               resets[key->reset]
-                               ? json_string(resets[key->reset])
+                               reset
+                               ? json_string(reset)
                                : json_null()) != 0
         || json_object_set_new(data, "limit_remaining",
                                key->limit >= 0
@@ -1062,4 +1054,39 @@ ngx_http_llm_key_handler(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
     json_decref(root);
 
     return rc;
+}
+
+
+/* a copy of the key's counters, its periods brought up to date */
+
+void
+ngx_http_llm_key_stats_get(ngx_http_llm_main_conf_t *lmcf,
+    ngx_http_llm_key_t *key, ngx_http_llm_key_stats_t *st)
+{
+    ngx_shmtx_lock(&lmcf->shpool->mutex);
+
+    ngx_http_llm_key_periods(key->stats, ngx_time());
+
+    *st = *key->stats;
+
+    ngx_shmtx_unlock(&lmcf->shpool->mutex);
+}
+
+
+/* what counts against the limit: this period's spend, or all of it */
+
+int64_t
+ngx_http_llm_key_spent(ngx_http_llm_key_t *key, ngx_http_llm_key_stats_t *st)
+{
+    return (key->reset == NGX_HTTP_LLM_RESET_NONE)
+           ? st->total : st->period[key->reset - 1];
+}
+
+
+const char *
+ngx_http_llm_key_reset_name(ngx_http_llm_key_t *key)
+{
+    static const char  *names[] = { NULL, "daily", "weekly", "monthly" };
+
+    return names[key->reset];
 }

@@ -146,6 +146,7 @@ ngx_http_llm_attempt_header(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx)
 
     ctx->header_seen = 1;
     a->status = sr->headers_out.status;
+    a->cache_hit = sr->cached;
 
     if (a->status < NGX_HTTP_OK || a->status >= NGX_HTTP_SPECIAL_RESPONSE) {
         ctx->failed = 1;
@@ -163,6 +164,15 @@ ngx_http_llm_attempt_header(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx)
     {
         ctx->sse_response = 1;
         ngx_http_llm_sse_init(&ctx->sse, sr->pool, NGX_HTTP_LLM_MAX_EVENT);
+
+        if (sr->upstream) {
+            /*
+             * a stream is relayed as it comes, even where proxy_buffering
+             * is on (for proxy_cache): as X-Accel-Buffering: no would do,
+             * before upstream looks at it; a stream is thus never cached
+             */
+            sr->upstream->buffering = 0;
+        }
 
         if (!ctx->stream) {
             /* a stream for a client that wants one JSON answer */
@@ -302,7 +312,56 @@ ngx_http_llm_attempt_buf(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx,
     ngx_buf_t *b)
 {
     size_t      size;
+    ssize_t     n;
+    ngx_buf_t   mem;
     ngx_int_t   rc;
+
+    if (!ngx_buf_in_memory(b) && b->in_file) {
+        /*
+         * a temporary or cache file's bytes: nginx's copy filter, which
+         * runs before this one, reads them into memory for us; should it
+         * not have, read them here (blocking, as it would)
+         */
+
+        if (b->file_last - b->file_pos > NGX_HTTP_LLM_MAX_RESPONSE) {
+            ngx_http_llm_attempt_failed(sr, ctx, NGX_HTTP_LLM_FAIL_INVALID,
+                                        "the answer is too large");
+            return NGX_DONE;
+        }
+
+        mem = *b;
+        size = (size_t) (b->file_last - b->file_pos);
+
+        mem.in_file = 0;
+        mem.file = NULL;
+        mem.temporary = 1;
+
+        mem.start = ngx_pnalloc(sr->pool, size ? size : 1);
+        if (mem.start == NULL) {
+            return NGX_ERROR;
+        }
+
+        n = ngx_read_file(b->file, mem.start, size, b->file_pos);
+
+        if (n != (ssize_t) size) {
+            ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+                          "llm: read %z of %uz bytes of \"%V\"", n, size,
+                          &b->file->name);
+            return NGX_ERROR;
+        }
+
+        b->file_pos = b->file_last;
+
+        mem.pos = mem.start;
+        mem.last = mem.start + size;
+        mem.end = mem.last;
+
+        rc = ngx_http_llm_attempt_buf(sr, ctx, &mem);
+
+        (void) ngx_pfree(sr->pool, mem.start);
+
+        return rc;
+    }
 
     size = b->last - b->pos;
 

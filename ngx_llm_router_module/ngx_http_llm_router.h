@@ -67,6 +67,31 @@ typedef struct {
 } ngx_http_llm_provider_t;
 
 
+/* requests' final statuses counted one by one, then "other" */
+#define NGX_HTTP_LLM_NSTATUS            16
+/* histogram buckets, msec: see ngx_http_llm_buckets[] */
+#define NGX_HTTP_LLM_NBUCKETS           12
+
+
+typedef struct {
+    ngx_atomic_t                count[NGX_HTTP_LLM_NBUCKETS + 1]; /* +Inf */
+    ngx_atomic_t                sum;          /* msec */
+} ngx_http_llm_histogram_t;
+
+
+/* what requests did, by where they ended: counters for llm_status */
+
+typedef struct {
+    ngx_atomic_t                status[NGX_HTTP_LLM_NSTATUS];
+    ngx_atomic_t                prompt_tokens;
+    ngx_atomic_t                completion_tokens;
+    ngx_atomic_t                cached_tokens;
+    ngx_atomic_t                cost;         /* pico-USD */
+    ngx_http_llm_histogram_t    ttft;
+    ngx_http_llm_histogram_t    duration;
+} ngx_http_llm_metrics_t;
+
+
 /* live statistics of an endpoint, in the shared zone */
 
 typedef struct {
@@ -80,6 +105,10 @@ typedef struct {
     ngx_atomic_t                ttft;         /* EWMA, msec, plus one */
     ngx_atomic_t                tps;          /* EWMA, tokens/s * 1000 + 1 */
     ngx_atomic_t                error_rate;   /* EWMA, ppm, plus one */
+    ngx_atomic_t                ok;           /* answered attempts */
+    ngx_atomic_t                fallbacks;    /* failed, next one tried */
+    ngx_atomic_t                cache_hits;   /* answered by proxy_cache */
+    ngx_http_llm_metrics_t      metrics;      /* requests it ended */
 } ngx_http_llm_stats_t;
 
 
@@ -99,6 +128,8 @@ typedef struct {
     time_t                      minute;       /* the rate window's start */
     int64_t                     requests[2];  /* this minute, the last */
     int64_t                     tokens[2];
+    int64_t                     all_requests; /* all time */
+    int64_t                     rejected;     /* answered 402, 403, 429 */
 } ngx_http_llm_key_stats_t;
 
 
@@ -133,6 +164,7 @@ typedef struct {
     ngx_array_t                 endpoints;    /* ngx_http_llm_endpoint_t */
     ngx_uint_t                  context;
     ngx_uint_t                  max_output;   /* the worst case's tokens */
+    ngx_http_llm_metrics_t     *metrics;      /* requests no endpoint took */
     u_char                     *file;
     ngx_uint_t                  line;
 } ngx_http_llm_model_t;
@@ -149,6 +181,7 @@ typedef struct {
     ngx_shm_zone_t             *shm_zone;
     ngx_http_llm_shctx_t       *sh;
     ngx_slab_pool_t            *shpool;
+    ngx_http_llm_metrics_t     *metrics;      /* requests without a model */
 
     ngx_array_t                *keys;         /* ngx_http_llm_key_t */
     ngx_str_t                   keys_file;
@@ -181,6 +214,17 @@ typedef struct {
     unsigned                    router:1;
     unsigned                    json_errors:1;
 } ngx_http_llm_loc_conf_t;
+
+
+/* a member of a JSON object, as ngx_http_llm_scan_object() found it */
+
+typedef struct {
+    u_char                     *key;          /* between its quotes */
+    size_t                      key_len;
+    u_char                     *value;        /* its own bytes */
+    size_t                      value_len;
+    u_char                      type;         /* '{' '[' '"' '0' 't' 'f' 'n' */
+} ngx_http_llm_member_t;
 
 
 /* incremental server-sent events parser */
@@ -254,6 +298,7 @@ typedef struct {
     int64_t                     cached_tokens;
     unsigned                    usage_seen:1;
     unsigned                    estimated:1;  /* usage estimated by us */
+    unsigned                    cache_hit:1;  /* from proxy_cache */
 } ngx_http_llm_attempt_t;
 
 
@@ -263,6 +308,7 @@ typedef struct {
 
     ngx_uint_t                  api;          /* NGX_HTTP_LLM_API_* */
     json_t                     *body;         /* the client's request */
+    ngx_http_llm_member_t       raw;          /* the part kept as bytes */
     ngx_http_llm_model_t       *model;        /* as requested */
     ngx_array_t                 models;       /* ngx_http_llm_model_ref_t */
     ngx_http_llm_prefs_t        prefs;
@@ -319,6 +365,8 @@ typedef struct {
     unsigned                    warned:1;     /* about unusable events */
     unsigned                    settled:1;    /* the key's reservation */
     unsigned                    capped:1;     /* we set max_tokens */
+    unsigned                    counted:1;    /* in the metrics */
+    unsigned                    has_raw:1;    /* "raw" is not in "body" */
     unsigned                    rate_headers:1;
     unsigned                    finished:1;   /* post_subrequest ran */
     unsigned                    complete:1;   /* provider answer ended */
@@ -455,6 +503,23 @@ ngx_int_t ngx_http_llm_printable(ngx_pool_t *pool, u_char *data, size_t len,
 void ngx_http_llm_redact(ngx_str_t *text, ngx_str_t *secret);
 
 
+/* the request's body; the JSON scanner */
+
+ngx_int_t ngx_http_llm_body_parse(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx, u_char *data, size_t len, json_error_t *err);
+ngx_int_t ngx_http_llm_body_full(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx);
+const char *ngx_http_llm_body_check(ngx_http_llm_ctx_t *ctx, size_t *bad);
+ngx_int_t ngx_http_llm_body_dump(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
+    json_t *root, ngx_http_llm_sbuf_t *sb);
+ngx_int_t ngx_http_llm_scan_object(u_char *p, u_char *last,
+    ngx_http_llm_member_t *members, ngx_uint_t max, ngx_uint_t *n);
+ngx_int_t ngx_http_llm_scan_next(u_char **pos, u_char *last, u_char **value,
+    size_t *len, u_char *type);
+ngx_int_t ngx_http_llm_scan_member(u_char *value, size_t len,
+    const char *name, ngx_http_llm_member_t *out);
+
+
 /* errors in OpenAI's shape */
 
 ngx_int_t ngx_http_llm_send_error(ngx_http_request_t *r, ngx_uint_t status,
@@ -478,9 +543,21 @@ ngx_http_llm_model_t *ngx_http_llm_find_model(ngx_http_llm_main_conf_t *lmcf,
 ngx_int_t ngx_http_llm_models_handler(ngx_http_request_t *r, ngx_str_t *id);
 
 
-/* status */
+/* status and metrics */
 
 char *ngx_http_llm_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+void ngx_http_llm_metrics_request(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx);
+ngx_uint_t ngx_http_llm_metrics_status(ngx_uint_t index);
+u_char *ngx_http_llm_seconds(u_char *p, ngx_msec_t ms);
+ngx_int_t ngx_http_llm_prometheus(ngx_http_request_t *r);
+void ngx_http_llm_key_stats_get(ngx_http_llm_main_conf_t *lmcf,
+    ngx_http_llm_key_t *key, ngx_http_llm_key_stats_t *st);
+int64_t ngx_http_llm_key_spent(ngx_http_llm_key_t *key,
+    ngx_http_llm_key_stats_t *st);
+const char *ngx_http_llm_key_reset_name(ngx_http_llm_key_t *key);
+
+extern const ngx_msec_t  ngx_http_llm_buckets[NGX_HTTP_LLM_NBUCKETS];
 
 
 /* variables */

@@ -36,6 +36,9 @@ static ngx_int_t ngx_http_llm_bind_endpoints(ngx_http_llm_main_conf_t *lmcf,
     ngx_slab_pool_t *shpool, ngx_log_t *log);
 static void *ngx_http_llm_stats_node(ngx_slab_pool_t *shpool,
     ngx_http_llm_shctx_t *sh, ngx_str_t *key, size_t size);
+static ngx_http_llm_metrics_t *ngx_http_llm_metrics_node(
+    ngx_http_llm_main_conf_t *lmcf, ngx_slab_pool_t *shpool, ngx_log_t *log,
+    const char *prefix, ngx_str_t *name);
 static ngx_int_t ngx_http_llm_bind_keys(ngx_http_llm_main_conf_t *lmcf,
     ngx_slab_pool_t *shpool, ngx_log_t *log, ngx_uint_t fresh);
 static void ngx_http_llm_ewma(ngx_atomic_t *avg, ngx_atomic_uint_t sample);
@@ -198,9 +201,69 @@ ngx_http_llm_bind_endpoints(ngx_http_llm_main_conf_t *lmcf,
 
             ngx_free(key.data);
         }
+
+        if (model[i]->metrics == NULL) {
+            model[i]->metrics = ngx_http_llm_metrics_node(lmcf, shpool, log,
+                                                          "model ",
+                                                          &model[i]->name);
+            if (model[i]->metrics == NULL) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    if (lmcf->metrics == NULL) {
+        key.len = 0;
+        key.data = (u_char *) "";
+
+        lmcf->metrics = ngx_http_llm_metrics_node(lmcf, shpool, log,
+                                                  "requests", &key);
+        if (lmcf->metrics == NULL) {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;
+}
+
+
+/* the request counters of a model, or of the zone itself */
+
+static ngx_http_llm_metrics_t *
+ngx_http_llm_metrics_node(ngx_http_llm_main_conf_t *lmcf,
+    ngx_slab_pool_t *shpool, ngx_log_t *log, const char *prefix,
+    ngx_str_t *name)
+{
+    u_char                  *p;
+    ngx_str_t                key;
+    ngx_http_llm_metrics_t  *m;
+
+    key.len = ngx_strlen(prefix) + name->len;
+
+    key.data = ngx_alloc(key.len, log);
+    if (key.data == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(key.data, prefix, ngx_strlen(prefix));
+    ngx_memcpy(p, name->data, name->len);
+
+    ngx_shmtx_lock(&shpool->mutex);
+    m = ngx_http_llm_stats_node(shpool, lmcf->sh, &key,
+                                sizeof(ngx_http_llm_metrics_t));
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    if (m == NULL) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "llm_zone is too small: the counters of \"%V\" are "
+                      "kept per worker", &key);
+
+        m = ngx_calloc(sizeof(ngx_http_llm_metrics_t), log);
+    }
+
+    ngx_free(key.data);
+
+    return m;
 }
 
 
@@ -368,6 +431,8 @@ ngx_http_llm_stats_outcome(ngx_http_llm_main_conf_t *lmcf,
     switch (outcome) {
 
     case NGX_HTTP_LLM_OUTCOME_OK:
+        (void) ngx_atomic_fetch_add(&st->ok, 1);
+
         st->failures = 0;
         st->probe = 0;
 

@@ -51,6 +51,10 @@ ngx_http_llm_upstream_request(ngx_http_llm_ctx_t *ctx,
     switch (ep->provider->format) {
 
     case NGX_HTTP_LLM_FORMAT_ANTHROPIC:
+        if (ngx_http_llm_body_full(ctx->request, ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
         root = ngx_http_llm_anthropic_request(ctx->body,
                                               (char *) ep->model.data,
                                               ep->model.len, err);
@@ -58,6 +62,10 @@ ngx_http_llm_upstream_request(ngx_http_llm_ctx_t *ctx,
         break;
 
     case NGX_HTTP_LLM_FORMAT_GEMINI:
+        if (ngx_http_llm_body_full(ctx->request, ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
         root = ngx_http_llm_gemini_request(ctx->body, err);
         ctx->upstream_url = ctx->stream ? ep->stream_url : ep->url;
         break;
@@ -83,7 +91,7 @@ ngx_http_llm_upstream_request(ngx_http_llm_ctx_t *ctx,
 
     ngx_memzero(&sb, sizeof(ngx_http_llm_sbuf_t));
 
-    rc = ngx_http_llm_json_dump(pool, root, &sb);
+    rc = ngx_http_llm_body_dump(pool, ctx, root, &sb);
 
     if (root != ctx->body) {
         json_decref(root);

@@ -89,6 +89,52 @@ POST /v1/chat/completions
 
 
 
+=== TEST 2c: the conversation reaches the provider as the client wrote it, byte for byte
+Escapes, spacing and key order inside "messages" are the client's: the
+router checks the conversation but does not parse and rewrite it.
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
+    llm_model chat-model {
+        endpoint mock model=upstream-id-7 input=1 output=2;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mock/v1/chat/completions {
+        llm_mock chunks=1 text=$request_body;
+    }
+--- request eval
+"POST /v1/chat/completions\n"
+. '{"model":"chat-model", "messages" : [ {"content":"caf\u00e9 \"quoted\" \ud83d\ude00", "role":"user"} ] }'
+--- error_code: 200
+--- response_body_like chomp
+"content":"\{\\"model\\":\\"upstream-id-7\\",\\"messages\\":\[ \{\\"content\\":\\"caf\\\\u00e9 \\\\\\"quoted\\\\\\" \\\\ud83d\\\\ude00\\", \\"role\\":\\"user\\"\} \]\}"
+--- no_error_log
+[error]
+
+
+
+=== TEST 2d: "messages" twice: the last one counts, as for any JSON parser
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
+    llm_model chat-model {
+        endpoint mock model=m input=1 output=2;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mock/v1/chat/completions {
+        llm_mock chunks=1;
+    }
+--- request
+POST /v1/chat/completions
+{"model":"chat-model","messages":[{"role":"user","content":"first"}],"messages":[{"role":"user","content":"second"}]}
+--- error_code: 200
+--- response_body_like chomp
+"content":"Hello from the mock provider. You said: second"
+
+
+
 === TEST 3: the client's Authorization never reaches the provider; the provider's key (env:) does
 --- log_level: info
 --- http_config

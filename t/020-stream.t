@@ -65,7 +65,7 @@ qr/\A$re\z/
     }
 --- error_code: 200
 --- response_body_like eval
-qr/"content":"\{\\"model\\":\\"m1\\",\\"stream\\":true,\\"messages\\":\[\{\\"role\\":\\"user\\",\\"content\\":\\"abcdefgh\\"\}\],\\"stream_options\\":\{\\"include_usage\\":true\}\}"/
+qr/"content":"\{\\"model\\":\\"m1\\",\\"stream\\":true,\\"stream_options\\":\{\\"include_usage\\":true\},\\"messages\\":\[\{\\"role\\":\\"user\\",\\"content\\":\\"abcdefgh\\"\}\]\}"/
 --- response_body_unlike chomp
 "usage"
 

@@ -32,8 +32,23 @@ system('cp', glob("$root/conf-examples/*.conf"),
        glob("$root/conf-examples/*.json"), "$prefix/conf/") == 0
     or die "cp failed";
 
+# what the examples keep under /var (a cache, a state file, logs) goes to
+# the test's directory instead: "nginx -t" creates cache directories
+
+make_path("$prefix/var/lib/nginx/llm", "$prefix/var/log/nginx");
+
 for my $conf (sort glob("$prefix/conf/*.conf")) {
     next if $conf =~ m{/llm_upstream\.conf$};
+
+    open my $fh, '<', $conf or die "$conf: $!";
+    my $text = do { local $/; <$fh> };
+    close $fh;
+
+    $text =~ s{(?<=[\s"])/var/}{$prefix/var/}g;
+
+    open $fh, '>', $conf or die "$conf: $!";
+    print $fh $text;
+    close $fh;
 
     my $out = `$nginx -t -p $prefix/ -c $conf 2>&1`;
     is($? >> 8, 0, "nginx -t loads conf-examples/" . (split m{/}, $conf)[-1])

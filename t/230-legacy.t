@@ -86,7 +86,7 @@ POST /v1/completions
 {"model":"echo","prompt":"The capital of France is","max_tokens":5,"suffix":"."}
 --- error_code: 200
 --- response_body_like chomp
-"content":"/echo/v1/completions \{\\"model\\":\\"gpt-3.5-turbo-instruct\\",\\"prompt\\":\\"The capital of France is\\",\\"max_tokens\\":5,\\"suffix\\":\\".\\"\}"
+"content":"/echo/v1/completions \{\\"model\\":\\"gpt-3.5-turbo-instruct\\",\\"max_tokens\\":5,\\"suffix\\":\\".\\",\\"prompt\\":\\"The capital of France is\\"\}"
 
 
 

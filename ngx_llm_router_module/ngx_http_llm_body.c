@@ -1,0 +1,311 @@
+
+/*
+ * Copyright (C) The ngx_llm_router authors
+ */
+
+
+#include "ngx_http_llm_router.h"
+
+
+/*
+ * The client's request as the router holds it.  Most of a chat request's
+ * bytes are its conversation ("messages"; "prompt" and "input" for the
+ * legacy and embeddings APIs), which an OpenAI-dialect provider gets as
+ * the client sent it.  So the body is scanned (ngx_http_llm_scan.c), its
+ * other members are parsed into ctx->body, and the conversation is kept
+ * as the client's own bytes (ctx->raw), checked but not parsed: it is
+ * copied into the provider's request as it is.  Whoever needs to read it
+ * (the auto router's rules, the Anthropic and Gemini translations) asks
+ * for the whole body first: ngx_http_llm_body_full().
+ */
+
+
+#define NGX_HTTP_LLM_MAX_MEMBERS  64
+
+
+static const char *ngx_http_llm_body_raw_name(ngx_uint_t api);
+
+
+/*
+ * NGX_OK: ctx->body (and ctx->raw) set; NGX_DECLINED: not a JSON object,
+ * with jansson's own words in "err" (err->text empty for a JSON value
+ * that is not an object); NGX_ERROR.
+ */
+
+ngx_int_t
+ngx_http_llm_body_parse(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
+    u_char *data, size_t len, json_error_t *err)
+{
+    json_t                 *body, *v;
+    ngx_int_t               rc;
+    ngx_uint_t              i, n;
+    const char             *raw;
+    ngx_http_llm_member_t  *m;
+
+    err->text[0] = '\0';
+
+    raw = ngx_http_llm_body_raw_name(ctx->api);
+
+    m = ngx_palloc(r->pool,
+                   NGX_HTTP_LLM_MAX_MEMBERS * sizeof(ngx_http_llm_member_t));
+    if (m == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = (raw == NULL) ? NGX_DECLINED
+                       : ngx_http_llm_scan_object(data, data + len, m,
+                                                  NGX_HTTP_LLM_MAX_MEMBERS,
+                                                  &n);
+
+    if (rc != NGX_OK) {
+
+        /* not for the scanner to decide, or not JSON: jansson's verdict */
+
+        body = json_loadb((const char *) data, len, JSON_ALLOW_NUL, err);
+
+        if (body == NULL) {
+            return NGX_DECLINED;
+        }
+
+        if (ngx_http_llm_json_own(r->pool, body) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (!json_is_object(body)) {
+            err->text[0] = '\0';
+            return NGX_DECLINED;
+        }
+
+        ctx->body = body;
+
+        return NGX_OK;
+    }
+
+    body = json_object();
+    if (body == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_llm_json_own(r->pool, body) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->body = body;
+
+    for (i = 0; i < n; i++) {
+
+        if (m[i].key_len == ngx_strlen(raw)
+            && ngx_strncmp(m[i].key, raw, m[i].key_len) == 0)
+        {
+            /* the last of duplicates wins, as in jansson */
+            ctx->raw = m[i];
+            ctx->has_raw = 1;
+            (void) json_object_deln(body, raw, m[i].key_len);
+            continue;
+        }
+
+        v = json_loadb((const char *) m[i].value, m[i].value_len,
+                       JSON_DECODE_ANY|JSON_ALLOW_NUL, err);
+        if (v == NULL) {
+            /* the scanner let through what jansson does not take */
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "llm: the request's \"%*s\" did not parse: %s",
+                          m[i].key_len, m[i].key, err->text);
+            return NGX_ERROR;
+        }
+
+        if (json_object_setn_new(body, (const char *) m[i].key,
+                                 m[i].key_len, v)
+            != 0)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the member kept as the client's bytes, by API */
+
+static const char *
+ngx_http_llm_body_raw_name(ngx_uint_t api)
+{
+    switch (api) {
+
+    case NGX_HTTP_LLM_API_CHAT:
+        return "messages";
+
+    case NGX_HTTP_LLM_API_COMPLETIONS:
+        return "prompt";
+
+    case NGX_HTTP_LLM_API_EMBEDDINGS:
+        return "input";
+
+    default:
+        return NULL;
+    }
+}
+
+
+/* the conversation parsed into ctx->body, for those who read it */
+
+ngx_int_t
+ngx_http_llm_body_full(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
+{
+    json_t        *v;
+    json_error_t   err;
+
+    if (!ctx->has_raw) {
+        return NGX_OK;
+    }
+
+    v = json_loadb((const char *) ctx->raw.value, ctx->raw.value_len,
+                   JSON_DECODE_ANY|JSON_ALLOW_NUL, &err);
+    if (v == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "llm: the request's \"%*s\" did not parse: %s",
+                      ctx->raw.key_len, ctx->raw.key, err.text);
+        return NGX_ERROR;
+    }
+
+    if (json_object_setn_new(ctx->body, (const char *) ctx->raw.key,
+                             ctx->raw.key_len, v)
+        != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    ctx->has_raw = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * What the conversation is, without parsing it: its JSON type, and for
+ * "messages" a non-empty array of objects with a string "role".  NULL,
+ * or the problem (with "bad", the index of the message at fault).
+ */
+
+const char *
+ngx_http_llm_body_check(ngx_http_llm_ctx_t *ctx, size_t *bad)
+{
+    u_char                 *p, *last, *value, type;
+    size_t                  len, i;
+    ngx_int_t               rc;
+    ngx_http_llm_member_t   role;
+
+    if (!ctx->has_raw) {
+        return NULL;
+    }
+
+    type = ctx->raw.type;
+
+    if (ctx->api != NGX_HTTP_LLM_API_CHAT) {
+        if (type == '"' || type == '[') {
+            return NULL;
+        }
+
+        return (ctx->api == NGX_HTTP_LLM_API_COMPLETIONS)
+               ? "The \"prompt\" field must be a string or an array"
+               : "The \"input\" field must be a string or an array";
+    }
+
+    if (type != '[') {
+        return "The \"messages\" field must be a non-empty array";
+    }
+
+    p = ctx->raw.value;
+    last = p + ctx->raw.value_len;
+
+    for (i = 0; /* void */; i++) {
+        rc = ngx_http_llm_scan_next(&p, last, &value, &len, &type);
+
+        if (rc == NGX_DONE) {
+            break;
+        }
+
+        if (rc != NGX_OK) {
+            return "The \"messages\" field must be a non-empty array";
+        }
+
+        if (type != '{'
+            || ngx_http_llm_scan_member(value, len, "role", &role) != NGX_OK
+            || role.type != '"')
+        {
+            *bad = i;
+            return "messages[%uz] must be an object with a string \"role\"";
+        }
+    }
+
+    if (i == 0) {
+        return "The \"messages\" field must be a non-empty array";
+    }
+
+    return NULL;
+}
+
+
+/*
+ * "root" serialized into "sb", with the conversation kept as the client's
+ * bytes put back in: {...,"messages":<the client's bytes>}.
+ */
+
+ngx_int_t
+ngx_http_llm_body_dump(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
+    json_t *root, ngx_http_llm_sbuf_t *sb)
+{
+    u_char  *p;
+
+    sb->len = 0;
+
+    if (ngx_http_llm_sbuf_reserve(pool, sb,
+                                  1024 + (ctx->has_raw ? ctx->raw.key_len
+                                                         + ctx->raw.value_len
+                                                       : ctx->body_len))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_llm_json_append(pool, root, sb) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (!ctx->has_raw || root != ctx->body) {
+        return NGX_OK;
+    }
+
+    /* "{...}": its closing brace becomes ',' (or nothing after "{") */
+
+    if (sb->len < 2 || sb->data[sb->len - 1] != '}') {
+        return NGX_ERROR;
+    }
+
+    sb->len -= 1;
+
+    if (ngx_http_llm_sbuf_reserve(pool, sb,
+                                  ctx->raw.key_len + ctx->raw.value_len + 5)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p = sb->data + sb->len;
+
+    if (sb->len > 1) {
+        *p++ = ',';
+    }
+
+    *p++ = '"';
+    p = ngx_cpymem(p, ctx->raw.key, ctx->raw.key_len);
+    *p++ = '"';
+    *p++ = ':';
+    p = ngx_cpymem(p, ctx->raw.value, ctx->raw.value_len);
+    *p++ = '}';
+
+    sb->len = p - sb->data;
+
+    return NGX_OK;
+}

@@ -1,0 +1,735 @@
+
+/*
+ * Copyright (C) The ngx_llm_router authors
+ */
+
+
+#include "ngx_http_llm_router.h"
+
+#include <math.h>
+
+
+/*
+ * A JSON scanner for the request path: it checks a body and finds its
+ * top-level members without building anything, so that what the router
+ * does not need to look into (a conversation of 32 KiB) is passed on as
+ * the client's own bytes instead of being parsed and serialized again.
+ *
+ * It accepts what jansson accepts (the same grammar, UTF-8 checks,
+ * escapes and surrogate pairs, nesting depth, integers that fit 64 bits
+ * and reals that do not overflow), and says NGX_DECLINED for what it does
+ * not want to decide itself (a key with escapes, a long real number): the
+ * caller then parses with jansson.  tools/fuzz/fuzz_scan.c holds it to
+ * jansson's verdicts.
+ *
+ * Needs nothing of nginx but its types: the fuzz targets link it as is.
+ */
+
+
+#define NGX_HTTP_LLM_SCAN_DEPTH  2048     /* jansson's JSON_PARSER_MAX_DEPTH */
+
+
+static ngx_int_t ngx_http_llm_scan_value(u_char **pos, u_char *last,
+    ngx_uint_t level, u_char *type);
+static ngx_int_t ngx_http_llm_scan_string(u_char **pos, u_char *last,
+    ngx_uint_t *escaped);
+static ngx_int_t ngx_http_llm_scan_number(u_char **pos, u_char *last);
+static ngx_int_t ngx_http_llm_scan_utf8(u_char **pos, u_char *last);
+static ngx_int_t ngx_http_llm_scan_hex4(u_char *p, ngx_uint_t *cp);
+static u_char *ngx_http_llm_scan_space(u_char *p, u_char *last);
+
+
+/*
+ * p..last is one JSON object: NGX_OK, its members in "members" (at most
+ * "max"; more is NGX_DECLINED); NGX_ERROR: not JSON, or not an object;
+ * NGX_DECLINED: ask jansson.
+ */
+
+ngx_int_t
+ngx_http_llm_scan_object(u_char *p, u_char *last,
+    ngx_http_llm_member_t *members, ngx_uint_t max, ngx_uint_t *n)
+{
+    u_char                 *start;
+    ngx_int_t               rc;
+    ngx_uint_t              escaped;
+    ngx_http_llm_member_t  *m;
+
+    *n = 0;
+
+    p = ngx_http_llm_scan_space(p, last);
+
+    if (p == last || *p != '{') {
+        return NGX_ERROR;
+    }
+
+    p = ngx_http_llm_scan_space(p + 1, last);
+
+    if (p < last && *p == '}') {
+        p = ngx_http_llm_scan_space(p + 1, last);
+        return (p == last) ? NGX_OK : NGX_ERROR;
+    }
+
+    for ( ;; ) {
+
+        if (p == last || *p != '"') {
+            return NGX_ERROR;
+        }
+
+        if (*n == max) {
+            return NGX_DECLINED;
+        }
+
+        m = &members[(*n)++];
+
+        start = ++p;
+
+        rc = ngx_http_llm_scan_string(&p, last, &escaped);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (escaped) {
+            /* "\u006dodel" is "model": jansson knows best */
+            return NGX_DECLINED;
+        }
+
+        m->key = start;
+        m->key_len = p - 1 - start;
+
+        p = ngx_http_llm_scan_space(p, last);
+
+        if (p == last || *p != ':') {
+            return NGX_ERROR;
+        }
+
+        p = ngx_http_llm_scan_space(p + 1, last);
+
+        m->value = p;
+
+        rc = ngx_http_llm_scan_value(&p, last, 1, &m->type);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        m->value_len = p - m->value;
+
+        p = ngx_http_llm_scan_space(p, last);
+
+        if (p < last && *p == ',') {
+            p = ngx_http_llm_scan_space(p + 1, last);
+            continue;
+        }
+
+        if (p < last && *p == '}') {
+            p = ngx_http_llm_scan_space(p + 1, last);
+
+            if (p != last) {
+                return NGX_ERROR;
+            }
+
+            return NGX_OK;
+        }
+
+        return NGX_ERROR;
+    }
+}
+
+
+/*
+ * The elements of an array that the scanner has checked: call with
+ * *pos at its '['; each call gives the next element in value/len/type and
+ * NGX_OK, then NGX_DONE after the last.
+ */
+
+ngx_int_t
+ngx_http_llm_scan_next(u_char **pos, u_char *last, u_char **value,
+    size_t *len, u_char *type)
+{
+    u_char     *p;
+    ngx_int_t   rc;
+
+    p = *pos;
+
+    if (p < last && *p == '[') {
+        p = ngx_http_llm_scan_space(p + 1, last);
+
+        if (p < last && *p == ']') {
+            *pos = p + 1;
+            return NGX_DONE;
+        }
+
+    } else {
+        p = ngx_http_llm_scan_space(p, last);
+
+        if (p < last && *p == ']') {
+            *pos = p + 1;
+            return NGX_DONE;
+        }
+
+        if (p == last || *p != ',') {
+            return NGX_ERROR;
+        }
+
+        p = ngx_http_llm_scan_space(p + 1, last);
+    }
+
+    *value = p;
+
+    rc = ngx_http_llm_scan_value(&p, last, 0, type);
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    *len = p - *value;
+    *pos = p;
+
+    return NGX_OK;
+}
+
+
+/*
+ * In a checked object (value..value + len): the member "name" (without
+ * escapes in its key), as value/len/type; NGX_DECLINED when there is none.
+ */
+
+ngx_int_t
+ngx_http_llm_scan_member(u_char *value, size_t len, const char *name,
+    ngx_http_llm_member_t *out)
+{
+    u_char                 *p, *last, t;
+    ngx_int_t               rc;
+    ngx_uint_t              escaped;
+    size_t                  name_len;
+    ngx_http_llm_member_t   m;
+
+    p = value;
+    last = value + len;
+    name_len = ngx_strlen(name);
+    rc = NGX_DECLINED;
+
+    if (p == last || *p != '{') {
+        return NGX_ERROR;
+    }
+
+    p = ngx_http_llm_scan_space(p + 1, last);
+
+    if (p < last && *p == '}') {
+        return NGX_DECLINED;
+    }
+
+    while (p < last && *p == '"') {
+        m.key = ++p;
+
+        if (ngx_http_llm_scan_string(&p, last, &escaped) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        m.key_len = p - 1 - m.key;
+
+        p = ngx_http_llm_scan_space(p, last);
+
+        if (p == last || *p != ':') {
+            return NGX_ERROR;
+        }
+
+        p = ngx_http_llm_scan_space(p + 1, last);
+        m.value = p;
+
+        if (ngx_http_llm_scan_value(&p, last, 0, &t) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        m.value_len = p - m.value;
+        m.type = t;
+
+        if (!escaped && m.key_len == name_len
+            && ngx_strncmp(m.key, name, name_len) == 0)
+        {
+            /* the last of duplicates wins, as in jansson */
+            *out = m;
+            rc = NGX_OK;
+        }
+
+        p = ngx_http_llm_scan_space(p, last);
+
+        if (p < last && *p == ',') {
+            p = ngx_http_llm_scan_space(p + 1, last);
+            continue;
+        }
+
+        break;
+    }
+
+    return rc;
+}
+
+
+/*
+ * One value, nested ones included, iteratively; *type is its first byte
+ * ('{', '[', '"', 't', 'f', 'n' for null) or '0' for a number.  "level"
+ * is how many containers hold it: as in jansson, no value may be deeper
+ * than NGX_HTTP_LLM_SCAN_DEPTH, itself included.
+ */
+
+static ngx_int_t
+ngx_http_llm_scan_value(u_char **pos, u_char *last, ngx_uint_t level,
+    u_char *type)
+{
+    u_char      *p, c;
+    ngx_int_t    rc;
+    ngx_uint_t   depth, escaped;
+    u_char       stack[NGX_HTTP_LLM_SCAN_DEPTH];
+
+    p = *pos;
+    depth = 0;
+
+    if (p == last) {
+        return NGX_ERROR;
+    }
+
+    c = *p;
+    *type = (c == '-' || (c >= '0' && c <= '9')) ? '0' : c;
+
+value:
+
+    if (p == last || level + depth >= NGX_HTTP_LLM_SCAN_DEPTH) {
+        return NGX_ERROR;
+    }
+
+    c = *p;
+
+    switch (c) {
+
+    case '{':
+    case '[':
+        stack[depth++] = c;
+        p = ngx_http_llm_scan_space(p + 1, last);
+
+        if (p == last) {
+            return NGX_ERROR;
+        }
+
+        if (*p == (c == '{' ? '}' : ']')) {
+            p++;
+            depth--;
+            goto next;
+        }
+
+        if (c == '[') {
+            goto value;
+        }
+
+        goto key;
+
+    case '"':
+        p++;
+
+        rc = ngx_http_llm_scan_string(&p, last, &escaped);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        goto next;
+
+    case 't':
+        if (last - p < 4 || ngx_strncmp(p, "true", 4) != 0) {
+            return NGX_ERROR;
+        }
+
+        p += 4;
+        goto next;
+
+    case 'f':
+        if (last - p < 5 || ngx_strncmp(p, "false", 5) != 0) {
+            return NGX_ERROR;
+        }
+
+        p += 5;
+        goto next;
+
+    case 'n':
+        if (last - p < 4 || ngx_strncmp(p, "null", 4) != 0) {
+            return NGX_ERROR;
+        }
+
+        p += 4;
+        goto next;
+
+    default:
+        if (c != '-' && (c < '0' || c > '9')) {
+            return NGX_ERROR;
+        }
+
+        rc = ngx_http_llm_scan_number(&p, last);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        goto next;
+    }
+
+key:
+
+    /* p is at a member's key in an object */
+
+    if (*p != '"') {
+        return NGX_ERROR;
+    }
+
+    p++;
+
+    rc = ngx_http_llm_scan_string(&p, last, &escaped);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    p = ngx_http_llm_scan_space(p, last);
+
+    if (p == last || *p != ':') {
+        return NGX_ERROR;
+    }
+
+    p = ngx_http_llm_scan_space(p + 1, last);
+
+    goto value;
+
+next:
+
+    /* a value ended: what follows it in its container */
+
+    if (depth == 0) {
+        *pos = p;
+        return NGX_OK;
+    }
+
+    p = ngx_http_llm_scan_space(p, last);
+
+    if (p == last) {
+        return NGX_ERROR;
+    }
+
+    if (*p == ',') {
+        p = ngx_http_llm_scan_space(p + 1, last);
+
+        if (p == last) {
+            return NGX_ERROR;
+        }
+
+        if (stack[depth - 1] == '{') {
+            goto key;
+        }
+
+        goto value;
+    }
+
+    if (*p == (stack[depth - 1] == '{' ? '}' : ']')) {
+        p++;
+        depth--;
+        goto next;
+    }
+
+    return NGX_ERROR;
+}
+
+
+/*
+ * A string's bytes after its opening quote, up to and past the closing
+ * one: escapes as JSON has them (a \u high surrogate followed by a low
+ * one; no lone low one), no control characters, valid UTF-8.
+ */
+
+static ngx_int_t
+ngx_http_llm_scan_string(u_char **pos, u_char *last, ngx_uint_t *escaped)
+{
+    u_char      *p, c;
+    ngx_uint_t   cp, lo;
+
+    p = *pos;
+    *escaped = 0;
+
+    for ( ;; ) {
+
+        /* the common case first: plain ASCII */
+
+        while (p < last && *p >= 0x20 && *p < 0x80 && *p != '"'
+               && *p != '\\')
+        {
+            p++;
+        }
+
+        if (p == last) {
+            return NGX_ERROR;
+        }
+
+        c = *p;
+
+        if (c == '"') {
+            *pos = p + 1;
+            return NGX_OK;
+        }
+
+        if (c < 0x20) {
+            return NGX_ERROR;
+        }
+
+        if (c >= 0x80) {
+            if (ngx_http_llm_scan_utf8(&p, last) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        /* a backslash */
+
+        *escaped = 1;
+
+        if (last - p < 2) {
+            return NGX_ERROR;
+        }
+
+        c = p[1];
+
+        switch (c) {
+
+        case '"': case '\\': case '/': case 'b': case 'f': case 'n':
+        case 'r': case 't':
+            p += 2;
+            continue;
+
+        case 'u':
+            if (last - p < 6 || ngx_http_llm_scan_hex4(p + 2, &cp) != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            p += 6;
+
+            if (cp >= 0xdc00 && cp <= 0xdfff) {
+                /* a low surrogate alone */
+                return NGX_ERROR;
+            }
+
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                if (last - p < 6 || p[0] != '\\' || p[1] != 'u'
+                    || ngx_http_llm_scan_hex4(p + 2, &lo) != NGX_OK
+                    || lo < 0xdc00 || lo > 0xdfff)
+                {
+                    return NGX_ERROR;
+                }
+
+                p += 6;
+            }
+
+            continue;
+
+        default:
+            return NGX_ERROR;
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_http_llm_scan_hex4(u_char *p, ngx_uint_t *cp)
+{
+    u_char      c;
+    ngx_uint_t  i, v;
+
+    v = 0;
+
+    for (i = 0; i < 4; i++) {
+        c = p[i];
+
+        if (c >= '0' && c <= '9') {
+            v = v * 16 + (c - '0');
+
+        } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+            v = v * 16 + ((c | 0x20) - 'a' + 10);
+
+        } else {
+            return NGX_ERROR;
+        }
+    }
+
+    *cp = v;
+
+    return NGX_OK;
+}
+
+
+/* one UTF-8 sequence of 2 to 4 bytes: no overlong form, no surrogate */
+
+static ngx_int_t
+ngx_http_llm_scan_utf8(u_char **pos, u_char *last)
+{
+    u_char      *p, c;
+    ngx_uint_t   n, i, cp;
+
+    p = *pos;
+    c = *p;
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 1;
+        cp = c & 0x1f;
+
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 2;
+        cp = c & 0x0f;
+
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 3;
+        cp = c & 0x07;
+
+    } else {
+        return NGX_ERROR;
+    }
+
+    if ((size_t) (last - p) <= n) {
+        return NGX_ERROR;
+    }
+
+    for (i = 1; i <= n; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return NGX_ERROR;
+        }
+
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+
+    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)
+        || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+    {
+        return NGX_ERROR;
+    }
+
+    *pos = p + n + 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, and what jansson makes
+ * of it: an integer that fits 64 bits, a real that does not overflow.
+ */
+
+static ngx_int_t
+ngx_http_llm_scan_number(u_char **pos, u_char *last)
+{
+    u_char      *p, *start, buf[64];
+    double       d;
+    ngx_uint_t   real, digits, neg;
+    uint64_t     v;
+
+    p = start = *pos;
+    real = 0;
+    neg = 0;
+
+    if (*p == '-') {
+        neg = 1;
+        p++;
+    }
+
+    if (p == last || *p < '0' || *p > '9') {
+        return NGX_ERROR;
+    }
+
+    if (*p == '0') {
+        p++;
+
+        if (p < last && *p >= '0' && *p <= '9') {
+            return NGX_ERROR;
+        }
+
+    } else {
+        while (p < last && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    digits = p - start - neg;
+
+    if (p < last && *p == '.') {
+        real = 1;
+        p++;
+
+        if (p == last || *p < '0' || *p > '9') {
+            return NGX_ERROR;
+        }
+
+        while (p < last && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < last && (*p == 'e' || *p == 'E')) {
+        real = 1;
+        p++;
+
+        if (p < last && (*p == '+' || *p == '-')) {
+            p++;
+        }
+
+        if (p == last || *p < '0' || *p > '9') {
+            return NGX_ERROR;
+        }
+
+        while (p < last && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    *pos = p;
+
+    if (!real) {
+        /* jansson's json_int_t is 64 bits: INT64_MIN .. INT64_MAX */
+
+        if (digits < 19) {
+            return NGX_OK;
+        }
+
+        if (digits > 19) {
+            return NGX_ERROR;
+        }
+
+        v = 0;
+
+        for (p = start + neg; p < *pos; p++) {
+            v = v * 10 + (*p - '0');
+        }
+
+        return (v <= (uint64_t) INT64_MAX + neg) ? NGX_OK : NGX_ERROR;
+    }
+
+    if ((size_t) (p - start) >= sizeof(buf)) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memcpy(buf, start, p - start);
+    buf[p - start] = '\0';
+
+    /* jansson: an overflow is an error, an underflow is not */
+
+    errno = 0;
+    d = strtod((char *) buf, NULL);
+
+    if (errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL)) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static u_char *
+ngx_http_llm_scan_space(u_char *p, u_char *last)
+{
+    while (p < last
+           && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    {
+        p++;
+    }
+
+    return p;
+}
