@@ -28,6 +28,10 @@
 
 #define NGX_HTTP_LLM_SCAN_DEPTH  2048     /* jansson's JSON_PARSER_MAX_DEPTH */
 
+/* what ngx_http_llm_scan_string() saw */
+#define NGX_HTTP_LLM_SCAN_ESCAPED  1
+#define NGX_HTTP_LLM_SCAN_NUL      2      /* a \u0000 */
+
 
 static ngx_int_t ngx_http_llm_scan_value(u_char **pos, u_char *last,
     ngx_uint_t level, u_char *type);
@@ -383,6 +387,11 @@ key:
         return rc;
     }
 
+    if (escaped & NGX_HTTP_LLM_SCAN_NUL) {
+        /* jansson: "NUL byte in object key not supported" */
+        return NGX_ERROR;
+    }
+
     p = ngx_http_llm_scan_space(p, last);
 
     if (p == last || *p != ':') {
@@ -482,7 +491,7 @@ ngx_http_llm_scan_string(u_char **pos, u_char *last, ngx_uint_t *escaped)
 
         /* a backslash */
 
-        *escaped = 1;
+        *escaped |= NGX_HTTP_LLM_SCAN_ESCAPED;
 
         if (last - p < 2) {
             return NGX_ERROR;
@@ -504,6 +513,10 @@ ngx_http_llm_scan_string(u_char **pos, u_char *last, ngx_uint_t *escaped)
             }
 
             p += 6;
+
+            if (cp == 0) {
+                *escaped |= NGX_HTTP_LLM_SCAN_NUL;
+            }
 
             if (cp >= 0xdc00 && cp <= 0xdfff) {
                 /* a low surrogate alone */

@@ -51,6 +51,25 @@ Content-Type: application/json
 
 
 
+=== TEST 1b: what no JSON parser takes, even deep in the conversation, is a 400
+A NUL in an object's key (found by fuzzing the scanner against jansson:
+tools/fuzz/crashes/fuzz_scan-1), a lone surrogate, a control character in
+a string, an integer past 64 bits.
+--- request eval
+["POST /v1/chat/completions\n" . '{"model":"chat-model","messages":[{"role":"user","content":"x","\u0000":1}]}',
+ "POST /v1/chat/completions\n" . '{"model":"chat-model","messages":[{"role":"user","content":"\udc00"}]}',
+ "POST /v1/chat/completions\n" . qq({"model":"chat-model","messages":[{"role":"user","content":"a\tb"}]}),
+ "POST /v1/chat/completions\n" . '{"model":"chat-model","messages":[{"role":"user","content":"x","n":99999999999999999999}]}']
+--- error_code eval
+[400, 400, 400, 400]
+--- response_body_like eval
+[qr/"message":"The request body is not valid JSON: NUL byte in object key not supported/,
+ qr/"message":"The request body is not valid JSON: invalid Unicode/,
+ qr/"message":"The request body is not valid JSON: control character/,
+ qr/"message":"The request body is not valid JSON: too big integer/]
+
+
+
 === TEST 2: an empty body is a 400
 --- request
 POST /v1/chat/completions

@@ -15,7 +15,7 @@
 #                      the corpora as they are (llvm-cov report)
 #   -j, --parallel N   targets fuzzing at the same time (default 1)
 #   -t, --target NAME  only this target (repeatable): fuzz_sse_decode,
-#                      fuzz_json, fuzz_request_roundtrip
+#                      fuzz_json, fuzz_request_roundtrip, fuzz_scan
 #   -o, --out DIR      where binaries, corpora, logs and artifacts go
 #                      (default build/fuzz of the repository, git-ignored)
 #
@@ -44,7 +44,7 @@ INSTALL=0
 BUILD_ONLY=0
 REGRESS=0
 COVERAGE=0
-ALL_TARGETS="fuzz_sse_decode fuzz_json fuzz_request_roundtrip"
+ALL_TARGETS="fuzz_sse_decode fuzz_json fuzz_request_roundtrip fuzz_scan"
 TARGETS=""
 
 usage() {
@@ -133,7 +133,7 @@ INCS="-I$NGX_BUILD/src/core -I$NGX_BUILD/src/event
       -I$NGX_BUILD/src/http/v2 -I$MODULE -I$HERE"
 
 SOURCES="ngx_http_llm_sse ngx_http_llm_anthropic ngx_http_llm_gemini
-         ngx_http_llm_messages ngx_http_llm_sbuf"
+         ngx_http_llm_messages ngx_http_llm_sbuf ngx_http_llm_scan"
 
 build() {
     local objs="" s t extra
@@ -211,7 +211,7 @@ sse_seed() {    # file dialect name
 
 rm -rf "$OUT/seeds"
 mkdir -p "$OUT/seeds/fuzz_sse_decode" "$OUT/seeds/fuzz_json" \
-         "$OUT/seeds/fuzz_request_roundtrip"
+         "$OUT/seeds/fuzz_request_roundtrip" "$OUT/seeds/fuzz_scan"
 
 dialect_index() {
     case "$1" in openai*) echo 0 ;; anthropic*) echo 1 ;; gemini*) echo 2 ;;
@@ -241,6 +241,7 @@ for f in "$TOP"/t/fixtures/*/*.json "$HERE"/corpus/json/*.json; do
 
     cp "$f" "$OUT/seeds/fuzz_json/$name"
     cp "$f" "$OUT/seeds/fuzz_request_roundtrip/$name"
+    cp "$f" "$OUT/seeds/fuzz_scan/$name"
 done
 
 # into the corpus under the name of their content (libFuzzer's naming), so
