@@ -24,6 +24,8 @@
 
 
 static const char *ngx_http_llm_body_raw_name(ngx_uint_t api);
+static json_t *ngx_http_llm_body_value(ngx_http_llm_member_t *m,
+    json_error_t *err);
 
 
 /*
@@ -104,8 +106,7 @@ ngx_http_llm_body_parse(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
             continue;
         }
 
-        v = json_loadb((const char *) m[i].value, m[i].value_len,
-                       JSON_DECODE_ANY|JSON_ALLOW_NUL, err);
+        v = ngx_http_llm_body_value(&m[i], err);
         if (v == NULL) {
             /* the scanner let through what jansson does not take */
             ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
@@ -123,6 +124,66 @@ ngx_http_llm_body_parse(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A member's value as jansson would have it: strings without escapes,
+ * integers and literals made directly (the scanner checked them), the
+ * rest parsed.
+ */
+
+static json_t *
+ngx_http_llm_body_value(ngx_http_llm_member_t *m, json_error_t *err)
+{
+    u_char      *p, *last;
+    json_int_t   n;
+    ngx_uint_t   neg;
+
+    switch (m->type) {
+
+    case 't':
+        return json_true();
+
+    case 'f':
+        return json_false();
+
+    case 'n':
+        return json_null();
+
+    case '"':
+        if (memchr(m->value, '\\', m->value_len) == NULL) {
+            return json_stringn_nocheck((const char *) m->value + 1,
+                                        m->value_len - 2);
+        }
+
+        break;
+
+    case '0':
+        p = m->value;
+        last = p + m->value_len;
+
+        if (ngx_strlchr(p, last, '.') || ngx_strlchr(p, last, 'e')
+            || ngx_strlchr(p, last, 'E') || m->value_len > 18)
+        {
+            break;
+        }
+
+        neg = (*p == '-');
+        n = 0;
+
+        for (p += neg; p < last; p++) {
+            n = n * 10 + (*p - '0');
+        }
+
+        return json_integer(neg ? -n : n);
+
+    default:
+        break;
+    }
+
+    return json_loadb((const char *) m->value, m->value_len,
+                      JSON_DECODE_ANY|JSON_ALLOW_NUL, err);
 }
 
 

@@ -67,6 +67,12 @@ ngx_http_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     *prp = pr;
 
     pr->name = value[1];
+
+    if (ngx_http_llm_json_quote(cf->pool, &pr->name, &pr->name_json)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
     pr->format = NGX_HTTP_LLM_FORMAT_OPENAI;
 
     /* the URL: http:// or https://, a host, an optional path prefix */
@@ -412,6 +418,12 @@ ngx_http_llm_model_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     *modelp = model;
 
     model->name = value[1];
+
+    if (ngx_http_llm_json_quote(cf->pool, &model->name, &model->name_json)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
     model->max_output = NGX_HTTP_LLM_DEFAULT_MAX_TOKENS;
     model->file = cf->conf_file->file.name.data;
     model->line = cf->conf_file->line;

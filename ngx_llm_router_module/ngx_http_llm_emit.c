@@ -29,6 +29,260 @@ static ngx_uint_t ngx_http_llm_answered(json_t *choices,
 static void ngx_http_llm_keep_id(ngx_http_llm_ctx_t *ctx, json_t *root);
 static void ngx_http_llm_count_text(ngx_http_llm_ctx_t *ctx, json_t *choices);
 static json_t *ngx_http_llm_chunk_of(json_t *answer);
+static ngx_uint_t ngx_http_llm_has_member(ngx_http_llm_member_t *m,
+    ngx_uint_t n, const char *name);
+static ngx_int_t ngx_http_llm_usage_bytes(ngx_http_llm_ctx_t *ctx,
+    ngx_http_llm_member_t *u);
+
+
+/*
+ * An OpenAI-dialect provider's JSON answer for an OpenAI-format client,
+ * relabelled without parsing it: its members are copied as they are but
+ * "model" (the public name), "usage" (its tokens noted, "cost" added) and
+ * "provider" (ours, at the end).  NGX_DECLINED sends it the long way
+ * (ngx_http_llm_emit_answer()): an answer without usage, keys with
+ * escapes, or anything unexpected.
+ */
+
+ngx_int_t
+ngx_http_llm_emit_answer_bytes(ngx_http_llm_ctx_t *ctx, u_char *data,
+    size_t len)
+{
+    u_char                  *p;
+    size_t                   size;
+    json_t                  *usage;
+    ngx_int_t                rc;
+    ngx_uint_t               i, n, list, u;
+    ngx_pool_t              *pool;
+    ngx_http_llm_member_t    m[32];
+    ngx_http_llm_attempt_t  *a;
+
+    if (ngx_http_llm_scan_object(data, data + len, m, 32, &n) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    list = 0;
+    u = n;
+
+    for (i = 0; i < n; i++) {
+        if (m[i].key_len == 5 && ngx_strncmp(m[i].key, "usage", 5) == 0) {
+
+            if (u != n) {
+                /* "usage" twice: let jansson choose */
+                return NGX_DECLINED;
+            }
+
+            u = i;
+
+        } else if ((m[i].key_len == 7
+                    && ngx_strncmp(m[i].key, "choices", 7) == 0
+                    && ctx->api != NGX_HTTP_LLM_API_EMBEDDINGS)
+                   || (m[i].key_len == 4
+                       && ngx_strncmp(m[i].key, "data", 4) == 0
+                       && ctx->api == NGX_HTTP_LLM_API_EMBEDDINGS))
+        {
+            list = (m[i].type == '[');
+        }
+    }
+
+    if (!list || u == n || m[u].type != '{') {
+        return NGX_DECLINED;
+    }
+
+    a = ctx->attempt;
+    pool = ctx->request->pool;
+    usage = NULL;
+
+    rc = ngx_http_llm_usage_bytes(ctx, &m[u]);
+
+    if (rc == NGX_DECLINED) {
+        /* a usage the scanner does not read alone: jansson's */
+
+        usage = json_loadb((const char *) m[u].value, m[u].value_len,
+                           JSON_DECODE_ANY|JSON_ALLOW_NUL, NULL);
+        if (usage == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_http_llm_usage(ctx, usage);
+
+        if (ngx_http_llm_usage_json(ctx, usage) != NGX_OK) {
+            json_decref(usage);
+            return NGX_ERROR;
+        }
+    }
+
+    size = len + 1024 + a->model->name_json.len
+           + a->endpoint->provider->name_json.len;
+
+    if (ngx_http_llm_sbuf_reserve(pool, &ctx->out, size) != NGX_OK) {
+        goto failed;
+    }
+
+    ctx->out.len = 0;
+    p = ctx->out.data;
+    *p++ = '{';
+
+    for (i = 0; i < n; i++) {
+
+        if (m[i].key_len == 8 && ngx_strncmp(m[i].key, "provider", 8) == 0) {
+            continue;
+        }
+
+        *p++ = '"';
+        p = ngx_cpymem(p, m[i].key, m[i].key_len);
+        *p++ = '"';
+        *p++ = ':';
+
+        if (m[i].key_len == 5 && ngx_strncmp(m[i].key, "model", 5) == 0) {
+            p = ngx_cpymem(p, a->model->name_json.data,
+                           a->model->name_json.len);
+
+        } else if (i == u && usage) {
+            ctx->out.len = p - ctx->out.data;
+
+            if (ngx_http_llm_json_append(pool, usage, &ctx->out) != NGX_OK
+                || ngx_http_llm_sbuf_reserve(pool, &ctx->out, size)
+                   != NGX_OK)
+            {
+                goto failed;
+            }
+
+            p = ctx->out.data + ctx->out.len;
+
+        } else if (i == u) {
+            /* {...} becomes {...,"cost":C} */
+
+            p = ngx_cpymem(p, m[i].value, m[i].value_len - 1);
+
+            while (p[-1] == ' ' || p[-1] == '\t' || p[-1] == '\n'
+                   || p[-1] == '\r')
+            {
+                p--;
+            }
+
+            if (p[-1] != '{') {
+                *p++ = ',';
+            }
+
+            p = ngx_cpymem(p, "\"cost\":", 7);
+            p = ngx_http_llm_json_real(p, (double) ngx_http_llm_attempt_cost(a)
+                                          / 1e12);
+            *p++ = '}';
+
+        } else {
+            p = ngx_cpymem(p, m[i].value, m[i].value_len);
+        }
+
+        *p++ = ',';
+    }
+
+    if (usage) {
+        json_decref(usage);
+    }
+
+    if (!ngx_http_llm_has_member(m, n, "model")) {
+        p = ngx_cpymem(p, "\"model\":", 8);
+        p = ngx_cpymem(p, a->model->name_json.data, a->model->name_json.len);
+        *p++ = ',';
+    }
+
+    p = ngx_cpymem(p, "\"provider\":", 11);
+    p = ngx_cpymem(p, a->endpoint->provider->name_json.data,
+                   a->endpoint->provider->name_json.len);
+    *p++ = '}';
+
+    ctx->out.len = p - ctx->out.data;
+
+    ctx->answered = 1;
+    ctx->stream_done = 1;
+
+    return NGX_OK;
+
+failed:
+
+    if (usage) {
+        json_decref(usage);
+    }
+
+    return NGX_ERROR;
+}
+
+
+/*
+ * The usage's tokens read with the scanner, as ngx_http_llm_usage() reads
+ * them; NGX_DECLINED for what it should read instead (escapes, a "cost"
+ * or "estimated" of the provider's own, whose place jansson keeps).
+ */
+
+static ngx_int_t
+ngx_http_llm_usage_bytes(ngx_http_llm_ctx_t *ctx, ngx_http_llm_member_t *u)
+{
+    int64_t                  v;
+    ngx_http_llm_member_t    m, d;
+    ngx_http_llm_attempt_t  *a;
+
+    if (memchr(u->value, '\\', u->value_len) != NULL
+        || ngx_http_llm_scan_member(u->value, u->value_len, "cost", &m)
+           != NGX_DECLINED
+        || ngx_http_llm_scan_member(u->value, u->value_len, "estimated", &m)
+           != NGX_DECLINED)
+    {
+        return NGX_DECLINED;
+    }
+
+    a = ctx->attempt;
+
+    if (ngx_http_llm_scan_member(u->value, u->value_len, "prompt_tokens", &m)
+        == NGX_OK
+        && ngx_http_llm_scan_int(&m, &v) == NGX_OK && v >= 0)
+    {
+        a->prompt_tokens = v;
+    }
+
+    if (ngx_http_llm_scan_member(u->value, u->value_len, "completion_tokens",
+                                 &m)
+        == NGX_OK
+        && ngx_http_llm_scan_int(&m, &v) == NGX_OK && v >= 0)
+    {
+        a->completion_tokens = v;
+    }
+
+    if (ngx_http_llm_scan_member(u->value, u->value_len,
+                                 "prompt_tokens_details", &d)
+        == NGX_OK
+        && d.type == '{'
+        && ngx_http_llm_scan_member(d.value, d.value_len, "cached_tokens", &m)
+           == NGX_OK
+        && ngx_http_llm_scan_int(&m, &v) == NGX_OK && v >= 0)
+    {
+        a->cached_tokens = v;
+    }
+
+    a->usage_seen = 1;
+    a->estimated = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_llm_has_member(ngx_http_llm_member_t *m, ngx_uint_t n,
+    const char *name)
+{
+    size_t      len;
+    ngx_uint_t  i;
+
+    len = ngx_strlen(name);
+
+    for (i = 0; i < n; i++) {
+        if (m[i].key_len == len && ngx_strncmp(m[i].key, name, len) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
 
 
 /* one canonical chunk */

@@ -251,3 +251,87 @@ ngx_http_llm_redact(ngx_str_t *text, ngx_str_t *secret)
         p += secret->len;
     }
 }
+
+
+/* "s" as a JSON string, quotes included, for answers put together by hand */
+
+ngx_int_t
+ngx_http_llm_json_quote(ngx_pool_t *pool, ngx_str_t *s, ngx_str_t *out)
+{
+    json_t               *str;
+    ngx_int_t             rc;
+    ngx_http_llm_sbuf_t   sb;
+
+    str = ngx_http_llm_json_str(s);
+    if (str == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&sb, sizeof(ngx_http_llm_sbuf_t));
+
+    if (ngx_http_llm_sbuf_reserve(pool, &sb, 1024 + 6 * s->len) != NGX_OK) {
+        json_decref(str);
+        return NGX_ERROR;
+    }
+
+    sb.len = json_dumpb(str, (char *) sb.data, sb.size, JSON_ENCODE_ANY);
+
+    json_decref(str);
+
+    rc = (sb.len == 0 || sb.len > sb.size) ? NGX_ERROR : NGX_OK;
+
+    out->data = sb.data;
+    out->len = sb.len;
+
+    return rc;
+}
+
+
+/*
+ * A real number as ngx_http_llm_json_dump() writes one (jansson's format
+ * at precision 15: "%.15g", a ".0" where it would read as an integer, no
+ * '+' or leading zeros in the exponent), for answers put together by hand.
+ */
+
+u_char *
+ngx_http_llm_json_real(u_char *p, double v)
+{
+    char  buf[64], *s, *e, *d;
+    int   n;
+
+    n = snprintf(buf, sizeof(buf), "%.15g", v);
+
+    if (n <= 0 || n >= (int) sizeof(buf) - 3) {
+        return ngx_cpymem(p, "0.0", 3);
+    }
+
+    if (strchr(buf, '.') == NULL && strchr(buf, 'e') == NULL) {
+        buf[n++] = '.';
+        buf[n++] = '0';
+        buf[n] = '\0';
+    }
+
+    e = strchr(buf, 'e');
+
+    if (e) {
+        s = e + 1;
+        d = s;
+
+        if (*s == '-') {
+            s++;
+            d++;
+
+        } else if (*s == '+') {
+            s++;
+        }
+
+        while (*s == '0' && s[1] != '\0') {
+            s++;
+        }
+
+        ngx_memmove(d, s, strlen(s) + 1);
+        n = strlen(buf);
+    }
+
+    return ngx_cpymem(p, buf, n);
+}

@@ -596,6 +596,23 @@ ngx_http_llm_relay_json(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx)
     json_t     *answer;
     ngx_int_t   rc;
 
+    rc = NGX_DECLINED;
+
+    if (ctx->attempt->endpoint->provider->format == NGX_HTTP_LLM_FORMAT_OPENAI
+        && ctx->api != NGX_HTTP_LLM_API_MESSAGES && !ctx->stream)
+    {
+        /* the same dialect in and out: relabelled, not parsed */
+        rc = ngx_http_llm_emit_answer_bytes(ctx, ctx->in.data, ctx->in.len);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (rc == NGX_OK) {
+        goto send;
+    }
+
     answer = ngx_http_llm_upstream_answer(ctx, ctx->in.data, ctx->in.len);
 
     if (answer == NULL) {
@@ -612,6 +629,8 @@ ngx_http_llm_relay_json(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx)
     if (rc != NGX_OK) {
         return NGX_ERROR;
     }
+
+send:
 
     if (ngx_http_llm_commit(ctx->request, ctx,
                             ctx->stream ? -1 : (off_t) ctx->out.len)

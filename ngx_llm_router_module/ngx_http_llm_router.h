@@ -59,6 +59,7 @@
 
 typedef struct {
     ngx_str_t                   name;
+    ngx_str_t                   name_json;    /* "name", quoted */
     ngx_str_t                   url;          /* base URL, no trailing '/' */
     ngx_uint_t                  format;
     ngx_str_t                   key;          /* secret: never logged */
@@ -161,6 +162,7 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                   name;
+    ngx_str_t                   name_json;    /* "name", quoted */
     ngx_array_t                 endpoints;    /* ngx_http_llm_endpoint_t */
     ngx_uint_t                  context;
     ngx_uint_t                  max_output;   /* the worst case's tokens */
@@ -399,6 +401,8 @@ void ngx_http_llm_upstream_error_text(ngx_pool_t *pool, json_t *root,
 ngx_int_t ngx_http_llm_emit_chunk(ngx_http_llm_ctx_t *ctx, json_t *chunk);
 ngx_int_t ngx_http_llm_emit_done(ngx_http_llm_ctx_t *ctx);
 ngx_int_t ngx_http_llm_emit_answer(ngx_http_llm_ctx_t *ctx, json_t *answer);
+ngx_int_t ngx_http_llm_emit_answer_bytes(ngx_http_llm_ctx_t *ctx,
+    u_char *data, size_t len);
 ngx_int_t ngx_http_llm_stream_end(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx);
 
@@ -495,6 +499,9 @@ ngx_int_t ngx_http_llm_json_own(ngx_pool_t *pool, json_t *json);
 ngx_int_t ngx_http_llm_read_body(ngx_http_request_t *r, u_char **data,
     size_t *len);
 json_t *ngx_http_llm_json_str(ngx_str_t *s);
+ngx_int_t ngx_http_llm_json_quote(ngx_pool_t *pool, ngx_str_t *s,
+    ngx_str_t *out);
+u_char *ngx_http_llm_json_real(u_char *p, double v);
 ngx_int_t ngx_http_llm_json_get_str(json_t *obj, const char *key,
     ngx_str_t *value);
 u_char *ngx_http_llm_price_string(u_char *p, int64_t pico);
@@ -518,6 +525,7 @@ ngx_int_t ngx_http_llm_scan_next(u_char **pos, u_char *last, u_char **value,
     size_t *len, u_char *type);
 ngx_int_t ngx_http_llm_scan_member(u_char *value, size_t len,
     const char *name, ngx_http_llm_member_t *out);
+ngx_int_t ngx_http_llm_scan_int(ngx_http_llm_member_t *m, int64_t *v);
 
 
 /* errors in OpenAI's shape */

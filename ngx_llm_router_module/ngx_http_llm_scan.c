@@ -34,7 +34,8 @@
 
 
 static ngx_int_t ngx_http_llm_scan_value(u_char **pos, u_char *last,
-    ngx_uint_t level, u_char *type);
+    ngx_uint_t level, ngx_uint_t trusted, u_char *type);
+static ngx_int_t ngx_http_llm_scan_skip(u_char **pos, u_char *last);
 static ngx_int_t ngx_http_llm_scan_string(u_char **pos, u_char *last,
     ngx_uint_t *escaped);
 static ngx_int_t ngx_http_llm_scan_number(u_char **pos, u_char *last);
@@ -110,7 +111,7 @@ ngx_http_llm_scan_object(u_char *p, u_char *last,
 
         m->value = p;
 
-        rc = ngx_http_llm_scan_value(&p, last, 1, &m->type);
+        rc = ngx_http_llm_scan_value(&p, last, 1, 0, &m->type);
         if (rc != NGX_OK) {
             return rc;
         }
@@ -179,7 +180,7 @@ ngx_http_llm_scan_next(u_char **pos, u_char *last, u_char **value,
 
     *value = p;
 
-    rc = ngx_http_llm_scan_value(&p, last, 0, type);
+    rc = ngx_http_llm_scan_value(&p, last, 0, 1, type);
     if (rc != NGX_OK) {
         return NGX_ERROR;
     }
@@ -239,7 +240,7 @@ ngx_http_llm_scan_member(u_char *value, size_t len, const char *name,
         p = ngx_http_llm_scan_space(p + 1, last);
         m.value = p;
 
-        if (ngx_http_llm_scan_value(&p, last, 0, &t) != NGX_OK) {
+        if (ngx_http_llm_scan_value(&p, last, 0, 1, &t) != NGX_OK) {
             return NGX_ERROR;
         }
 
@@ -277,7 +278,7 @@ ngx_http_llm_scan_member(u_char *value, size_t len, const char *name,
 
 static ngx_int_t
 ngx_http_llm_scan_value(u_char **pos, u_char *last, ngx_uint_t level,
-    u_char *type)
+    ngx_uint_t trusted, u_char *type)
 {
     u_char      *p, c;
     ngx_int_t    rc;
@@ -328,7 +329,8 @@ value:
     case '"':
         p++;
 
-        rc = ngx_http_llm_scan_string(&p, last, &escaped);
+        rc = trusted ? ngx_http_llm_scan_skip(&p, last)
+                     : ngx_http_llm_scan_string(&p, last, &escaped);
         if (rc != NGX_OK) {
             return rc;
         }
@@ -382,7 +384,14 @@ key:
 
     p++;
 
-    rc = ngx_http_llm_scan_string(&p, last, &escaped);
+    if (trusted) {
+        rc = ngx_http_llm_scan_skip(&p, last);
+        escaped = 0;
+
+    } else {
+        rc = ngx_http_llm_scan_string(&p, last, &escaped);
+    }
+
     if (rc != NGX_OK) {
         return rc;
     }
@@ -451,6 +460,7 @@ static ngx_int_t
 ngx_http_llm_scan_string(u_char **pos, u_char *last, ngx_uint_t *escaped)
 {
     u_char      *p, c;
+    uint64_t     w;
     ngx_uint_t   cp, lo;
 
     p = *pos;
@@ -458,7 +468,27 @@ ngx_http_llm_scan_string(u_char **pos, u_char *last, ngx_uint_t *escaped)
 
     for ( ;; ) {
 
-        /* the common case first: plain ASCII */
+        /*
+         * the common case first: plain ASCII, eight bytes at a time while
+         * none of them is below 0x20, above 0x7f, '"' or '\\' (a borrow
+         * can only flag a byte next to one that is, which the bytewise
+         * loop then looks at)
+         */
+
+        while (last - p >= 8) {
+            ngx_memcpy(&w, p, 8);
+
+            if (((w - 0x2020202020202020ULL)
+                 | w
+                 | ((w ^ 0x2222222222222222ULL) - 0x0101010101010101ULL)
+                 | ((w ^ 0x5c5c5c5c5c5c5c5cULL) - 0x0101010101010101ULL))
+                & 0x8080808080808080ULL)
+            {
+                break;
+            }
+
+            p += 8;
+        }
 
         while (p < last && *p >= 0x20 && *p < 0x80 && *p != '"'
                && *p != '\\')
@@ -539,6 +569,39 @@ ngx_http_llm_scan_string(u_char **pos, u_char *last, ngx_uint_t *escaped)
         default:
             return NGX_ERROR;
         }
+    }
+}
+
+
+/*
+ * Past a string the scanner has already checked: its closing quote is
+ * the first '"' after an even number of backslashes.
+ */
+
+static ngx_int_t
+ngx_http_llm_scan_skip(u_char **pos, u_char *last)
+{
+    u_char  *p, *q, *b;
+
+    p = *pos;
+
+    for ( ;; ) {
+        q = memchr(p, '"', last - p);
+
+        if (q == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (b = q; b > *pos && b[-1] == '\\'; b--) {
+            /* void */
+        }
+
+        if ((q - b) % 2 == 0) {
+            *pos = q + 1;
+            return NGX_OK;
+        }
+
+        p = q + 1;
     }
 }
 
@@ -745,4 +808,37 @@ ngx_http_llm_scan_space(u_char *p, u_char *last)
     }
 
     return p;
+}
+
+
+/* a checked member's value as a whole number: NGX_OK, or NGX_DECLINED */
+
+ngx_int_t
+ngx_http_llm_scan_int(ngx_http_llm_member_t *m, int64_t *v)
+{
+    u_char      *p, *last;
+    int64_t      n;
+    ngx_uint_t   neg;
+
+    p = m->value;
+    last = p + m->value_len;
+
+    if (m->type != '0' || m->value_len > 18) {
+        return NGX_DECLINED;
+    }
+
+    neg = (*p == '-');
+    n = 0;
+
+    for (p += neg; p < last; p++) {
+        if (*p < '0' || *p > '9') {
+            return NGX_DECLINED;
+        }
+
+        n = n * 10 + (*p - '0');
+    }
+
+    *v = neg ? -n : n;
+
+    return NGX_OK;
 }

@@ -293,3 +293,82 @@ POST /v1/chat/completions
 "content":"Hello from the mock provider. You said: grüße, 世界 é"
 --- no_error_log
 [error]
+
+
+
+=== TEST 9: an OpenAI-dialect answer is relabelled, not rewritten
+Its members keep the provider's bytes and order (the real 1.50, the
+escaped \u00e9); "model" becomes the public name, the provider's own
+"provider" gives way to ours, at the end; usage gets its cost.
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
+    llm_model chat-model {
+        endpoint mock model=m1 input=1 output=2;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mock/v1/chat/completions {
+        llm_mock replay=html/answer.json;
+    }
+--- user_files
+>>> answer.json
+{"id":"chatcmpl-1", "object":"chat.completion","created":1,"model":"gpt-x","provider":"Upstream Inc","choices":[{"index":0,"message":{"role":"assistant","content":"caf\u00e9"},"logprobs":{"p":1.50},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4},"system_fingerprint":"fp_1"}
+--- request
+POST /v1/chat/completions
+{"model":"chat-model","messages":[{"role":"user","content":"ping"}]}
+--- error_code: 200
+--- response_body eval
+'{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"chat-model","choices":[{"index":0,"message":{"role":"assistant","content":"caf\u00e9"},"logprobs":{"p":1.50},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4,"cost":5e-6},"system_fingerprint":"fp_1","provider":"mock"}'
+--- no_error_log
+[error]
+
+
+
+=== TEST 10: a provider's own usage.cost gives way to the router's
+An OpenRouter-like provider prices its answers itself; the router's price
+is the endpoint's: its "cost" replaces the provider's, in place.
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
+    llm_model chat-model {
+        endpoint mock model=m1 input=1 output=2;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mock/v1/chat/completions {
+        llm_mock replay=html/answer.json;
+    }
+--- user_files
+>>> answer.json
+{"id":"c","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{ "prompt_tokens": 3 , "cost": 99, "completion_tokens": 1 }}
+--- request
+POST /v1/chat/completions
+{"model":"chat-model","messages":[{"role":"user","content":"ping"}]}
+--- error_code: 200
+--- response_body eval
+'{"id":"c","object":"chat.completion","created":1,"model":"chat-model","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"cost":5e-6,"completion_tokens":1},"provider":"mock"}'
+
+
+
+=== TEST 11: a usage written with spaces keeps them, and gets its cost
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
+    llm_model chat-model {
+        endpoint mock model=m1 input=1 output=2;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mock/v1/chat/completions {
+        llm_mock replay=html/answer.json;
+    }
+--- user_files
+>>> answer.json
+{"id":"c","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{ "prompt_tokens": 3 , "completion_tokens": 1, "prompt_tokens_details": {"cached_tokens": 2} }}
+--- request
+POST /v1/chat/completions
+{"model":"chat-model","messages":[{"role":"user","content":"ping"}]}
+--- error_code: 200
+--- response_body eval
+'{"id":"c","object":"chat.completion","created":1,"model":"chat-model","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{ "prompt_tokens": 3 , "completion_tokens": 1, "prompt_tokens_details": {"cached_tokens": 2},"cost":5e-6},"provider":"mock"}'
