@@ -63,7 +63,8 @@ struct ngx_http_llm_auto_s {
 /* what the rules look at, computed once and only when a rule needs it */
 
 typedef struct {
-    json_t                     *messages;
+    json_t                     *messages;     /* parsed, or */
+    ngx_http_llm_member_t      *raw;          /* the client's bytes */
     ngx_str_t                   prompt;
     ngx_str_t                   last;
     size_t                      text_len;
@@ -78,6 +79,10 @@ static char *ngx_http_llm_auto_line(ngx_conf_t *cf, ngx_command_t *dummy,
 static void ngx_http_llm_auto_scan(ngx_http_llm_auto_input_t *in);
 static ngx_int_t ngx_http_llm_auto_join(ngx_http_request_t *r,
     ngx_http_llm_auto_input_t *in);
+static ngx_int_t ngx_http_llm_auto_raw(ngx_http_request_t *r,
+    ngx_http_llm_auto_input_t *in);
+static ngx_uint_t ngx_http_llm_auto_is(ngx_http_llm_member_t *m,
+    const char *s);
 static void ngx_http_llm_auto_text(json_t *content, size_t *len,
     ngx_uint_t *images);
 
@@ -389,8 +394,9 @@ ngx_http_llm_find_auto(ngx_http_llm_main_conf_t *lmcf, ngx_str_t *name)
 
 ngx_http_llm_model_t *
 ngx_http_llm_auto_match(ngx_http_request_t *r, ngx_http_llm_auto_t *au,
-    json_t *body)
+    ngx_http_llm_ctx_t *ctx)
 {
+    json_t                    *body;
     size_t                     tokens;
     ngx_int_t                  rc;
     ngx_str_t                 *text;
@@ -400,7 +406,14 @@ ngx_http_llm_auto_match(ngx_http_request_t *r, ngx_http_llm_auto_t *au,
 
     ngx_memzero(&in, sizeof(ngx_http_llm_auto_input_t));
 
-    in.messages = json_object_get(body, "messages");
+    body = ctx->body;
+
+    if (ctx->has_raw && ctx->api == NGX_HTTP_LLM_API_CHAT) {
+        in.raw = &ctx->raw;
+
+    } else {
+        in.messages = json_object_get(body, "messages");
+    }
 
     rule = au->rules.elts;
 
@@ -410,7 +423,10 @@ ngx_http_llm_auto_match(ngx_http_request_t *r, ngx_http_llm_auto_t *au,
 
         case NGX_HTTP_LLM_RULE_PROMPT:
         case NGX_HTTP_LLM_RULE_LAST:
-            if (ngx_http_llm_auto_join(r, &in) != NGX_OK) {
+            rc = in.raw ? ngx_http_llm_auto_raw(r, &in)
+                        : ngx_http_llm_auto_join(r, &in);
+
+            if (rc != NGX_OK) {
                 return NULL;
             }
 
@@ -433,7 +449,14 @@ ngx_http_llm_auto_match(ngx_http_request_t *r, ngx_http_llm_auto_t *au,
             break;
 
         case NGX_HTTP_LLM_RULE_TOKENS:
-            ngx_http_llm_auto_scan(&in);
+            if (in.raw) {
+                if (ngx_http_llm_auto_raw(r, &in) != NGX_OK) {
+                    return NULL;
+                }
+
+            } else {
+                ngx_http_llm_auto_scan(&in);
+            }
 
             tokens = in.text_len / 4;
 
@@ -461,7 +484,14 @@ ngx_http_llm_auto_match(ngx_http_request_t *r, ngx_http_llm_auto_t *au,
             break;
 
         case NGX_HTTP_LLM_RULE_IMAGES:
-            ngx_http_llm_auto_scan(&in);
+            if (in.raw) {
+                if (ngx_http_llm_auto_raw(r, &in) != NGX_OK) {
+                    return NULL;
+                }
+
+            } else {
+                ngx_http_llm_auto_scan(&in);
+            }
             matched = in.images;
             break;
 
@@ -610,4 +640,143 @@ ngx_http_llm_auto_text(json_t *content, size_t *len, ngx_uint_t *images)
             *images = 1;
         }
     }
+}
+
+
+/*
+ * What ngx_http_llm_auto_scan() and ngx_http_llm_auto_join() find, read
+ * from the client's bytes with the scanner, which has checked them: no
+ * parse of a conversation that goes on to an OpenAI-dialect provider as
+ * it is.  Keys with escapes in them are not recognized.
+ */
+
+static ngx_int_t
+ngx_http_llm_auto_raw(ngx_http_request_t *r, ngx_http_llm_auto_input_t *in)
+{
+    u_char                 *p, *last, *q, *qlast, *d, *start, *value, type;
+    size_t                  len;
+    ngx_uint_t              n, user;
+    ngx_http_llm_member_t   role, content, part, text, ptype;
+
+    if (in->joined) {
+        return NGX_OK;
+    }
+
+    in->joined = 1;
+    in->scanned = 1;
+
+    /* the text and the separators are never longer than the JSON */
+
+    d = ngx_pnalloc(r->pool, in->raw->value_len + 1);
+    if (d == NULL) {
+        return NGX_ERROR;
+    }
+
+    in->prompt.data = d;
+    ngx_str_set(&in->last, "");
+
+    p = in->raw->value;
+    last = p + in->raw->value_len;
+
+    for (n = 0;
+         ngx_http_llm_scan_next(&p, last, &value, &len, &type) == NGX_OK;
+         n++)
+    {
+        if (n) {
+            *d++ = '\n';
+        }
+
+        if (type != '{') {
+            continue;
+        }
+
+        user = (ngx_http_llm_scan_member(value, len, "role", &role) == NGX_OK
+                && ngx_http_llm_auto_is(&role, "user"));
+
+        start = d;
+
+        if (ngx_http_llm_scan_member(value, len, "content", &content)
+            != NGX_OK)
+        {
+            content.type = 'n';
+        }
+
+        if (content.type == '"') {
+            d = ngx_http_llm_scan_unescape(d, content.value + 1,
+                                           content.value_len - 2);
+
+        } else if (content.type == '[') {
+            q = content.value;
+            qlast = q + content.value_len;
+
+            while (ngx_http_llm_scan_next(&q, qlast, &part.value,
+                                          &part.value_len, &part.type)
+                   == NGX_OK)
+            {
+                if (part.type != '{') {
+                    continue;
+                }
+
+                if (ngx_http_llm_scan_member(part.value, part.value_len,
+                                             "text", &text)
+                    == NGX_OK
+                    && text.type == '"')
+                {
+                    d = ngx_http_llm_scan_unescape(d, text.value + 1,
+                                                   text.value_len - 2);
+                }
+
+                if (ngx_http_llm_scan_member(part.value, part.value_len,
+                                             "type", &ptype)
+                    == NGX_OK
+                    && (ngx_http_llm_auto_is(&ptype, "image_url")
+                        || ngx_http_llm_auto_is(&ptype, "image")
+                        || ngx_http_llm_auto_is(&ptype, "input_image")))
+                {
+                    in->images = 1;
+                }
+            }
+        }
+
+        in->text_len += d - start;
+
+        if (user) {
+            in->last.data = start;
+            in->last.len = d - start;
+        }
+    }
+
+    in->prompt.len = d - in->prompt.data;
+
+    return NGX_OK;
+}
+
+
+/* a string member equal to "s", escapes decoded */
+
+static ngx_uint_t
+ngx_http_llm_auto_is(ngx_http_llm_member_t *m, const char *s)
+{
+    u_char  *end, buf[64];
+    size_t   len;
+
+    if (m->type != '"') {
+        return 0;
+    }
+
+    len = ngx_strlen(s);
+
+    if (m->value_len - 2 == len) {
+        return ngx_strncmp(m->value + 1, s, len) == 0;
+    }
+
+    /* longer: escapes, perhaps; six bytes at most for a decoded one */
+
+    if (m->value_len - 2 > len * 6 || m->value_len - 2 > sizeof(buf)) {
+        return 0;
+    }
+
+    end = ngx_http_llm_scan_unescape(buf, m->value + 1, m->value_len - 2);
+
+    return (size_t) (end - buf) == len && ngx_strncmp(buf, s, len) == 0;
 }

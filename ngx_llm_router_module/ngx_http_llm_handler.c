@@ -632,13 +632,7 @@ ngx_http_llm_add_model(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     }
 
     if (au) {
-        /* the rules read the conversation in canonical form */
-
-        if (ngx_http_llm_body_full(r, ctx) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        model = ngx_http_llm_auto_match(r, au, ctx->body);
+        model = ngx_http_llm_auto_match(r, au, ctx);
 
         if (model == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -424,7 +424,7 @@ ngx_int_t ngx_http_llm_auto_resolve(ngx_conf_t *cf,
 ngx_http_llm_auto_t *ngx_http_llm_find_auto(ngx_http_llm_main_conf_t *lmcf,
     ngx_str_t *name);
 ngx_http_llm_model_t *ngx_http_llm_auto_match(ngx_http_request_t *r,
-    ngx_http_llm_auto_t *au, json_t *body);
+    ngx_http_llm_auto_t *au, ngx_http_llm_ctx_t *ctx);
 
 
 /* handler */
@@ -526,6 +526,7 @@ ngx_int_t ngx_http_llm_scan_next(u_char **pos, u_char *last, u_char **value,
 ngx_int_t ngx_http_llm_scan_member(u_char *value, size_t len,
     const char *name, ngx_http_llm_member_t *out);
 ngx_int_t ngx_http_llm_scan_int(ngx_http_llm_member_t *m, int64_t *v);
+u_char *ngx_http_llm_scan_unescape(u_char *dst, u_char *src, size_t len);
 
 
 /* errors in OpenAI's shape */

@@ -842,3 +842,109 @@ ngx_http_llm_scan_int(ngx_http_llm_member_t *m, int64_t *v)
 
     return NGX_OK;
 }
+
+
+/*
+ * A checked string's contents (between its quotes, "len" bytes) decoded
+ * into "dst", which has room for "len" bytes: the decoded string is never
+ * longer.  Returns the end of what was written.
+ */
+
+u_char *
+ngx_http_llm_scan_unescape(u_char *dst, u_char *src, size_t len)
+{
+    u_char      *last, *bs, c;
+    ngx_uint_t   cp, lo;
+
+    last = src + len;
+
+    while (src < last) {
+
+        bs = memchr(src, '\\', last - src);
+
+        if (bs == NULL) {
+            return ngx_cpymem(dst, src, last - src);
+        }
+
+        dst = ngx_cpymem(dst, src, bs - src);
+        src = bs + 1;
+
+        if (src == last) {
+            break;
+        }
+
+        c = *src++;
+
+        switch (c) {
+
+        case 'b':
+            *dst++ = '\b';
+            continue;
+
+        case 'f':
+            *dst++ = '\f';
+            continue;
+
+        case 'n':
+            *dst++ = '\n';
+            continue;
+
+        case 'r':
+            *dst++ = '\r';
+            continue;
+
+        case 't':
+            *dst++ = '\t';
+            continue;
+
+        case 'u':
+            break;
+
+        default:    /* '"', '\\', '/' */
+            *dst++ = c;
+            continue;
+        }
+
+        if (last - src < 4) {
+            break;
+        }
+
+        if (ngx_http_llm_scan_hex4(src, &cp) != NGX_OK) {
+            break;
+        }
+
+        src += 4;
+
+        if (cp >= 0xd800 && cp <= 0xdbff && last - src >= 6
+            && src[0] == '\\' && src[1] == 'u'
+            && ngx_http_llm_scan_hex4(src + 2, &lo) == NGX_OK)
+        {
+            if (lo >= 0xdc00 && lo <= 0xdfff) {
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                src += 6;
+            }
+        }
+
+        if (cp < 0x80) {
+            *dst++ = (u_char) cp;
+
+        } else if (cp < 0x800) {
+            *dst++ = (u_char) (0xc0 | (cp >> 6));
+            *dst++ = (u_char) (0x80 | (cp & 0x3f));
+
+        } else if (cp < 0x10000) {
+            *dst++ = (u_char) (0xe0 | (cp >> 12));
+            *dst++ = (u_char) (0x80 | ((cp >> 6) & 0x3f));
+            *dst++ = (u_char) (0x80 | (cp & 0x3f));
+
+        } else {
+            *dst++ = (u_char) (0xf0 | (cp >> 18));
+            *dst++ = (u_char) (0x80 | ((cp >> 12) & 0x3f));
+            *dst++ = (u_char) (0x80 | ((cp >> 6) & 0x3f));
+            *dst++ = (u_char) (0x80 | (cp & 0x3f));
+        }
+    }
+
+    return dst;
+}
+

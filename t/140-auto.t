@@ -17,16 +17,19 @@ add_block_preprocessor(sub {
     llm_provider cheap  http://127.0.0.1:$TEST_NGINX_SERVER_PORT/cheap/v1;
     llm_provider long   http://127.0.0.1:$TEST_NGINX_SERVER_PORT/long/v1;
     llm_provider vision http://127.0.0.1:$TEST_NGINX_SERVER_PORT/vision/v1;
+    llm_provider echo   http://127.0.0.1:$TEST_NGINX_SERVER_PORT/echo/v1;
 
     llm_model medical  { endpoint strong model=s1 input=5 output=15; }
     llm_model smalltalk { endpoint cheap model=c1 input=0.1 output=0.2; }
     llm_model big      { endpoint long   model=l1 input=1 output=2; }
     llm_model eyes     { endpoint vision model=v1 input=1 output=2; }
     llm_model french   { endpoint cheap  model=f1 input=1 output=2; }
+    llm_model echoed   { endpoint echo   model=e1 input=1 output=2; }
 
     llm_auto auto {
         prompt  "~*(drug interaction|dosage|contraindicat)"  medical;
         last    "~^Traduis"                                  french;
+        last    "~^echo"                                     echoed;
         images                                               eyes;
         tokens  >50                                          big;
         tools                                                medical;
@@ -41,6 +44,9 @@ _EOC_
     location /cheap/v1/chat/completions  { llm_mock chunks=1 text=cheap; }
     location /long/v1/chat/completions   { llm_mock chunks=1 text=long; }
     location /vision/v1/chat/completions { llm_mock chunks=1 text=vision; }
+    location /echo/v1/chat/completions {
+        llm_mock chunks=1 text=$request_body;
+    }
 _EOC_
 });
 
@@ -152,3 +158,50 @@ POST /v1/chat/completions
 --- error_code: 200
 --- response_body_like eval
 qr/\A(data: \{[^\n]*"model":"medical"[^\n]*"provider":"strong"\}\n\n)+data: \[DONE\]\n\n\z/
+
+
+
+=== TEST 11: the rules read strings with their escapes decoded, roles too
+--- request eval
+[
+"POST /v1/chat/completions\n" . '{"model":"auto","messages":[{"role":"user","content":"the dos\u0061ge?"}]}',
+"POST /v1/chat/completions\n" . '{"model":"auto","messages":[{"role":"us\u0065r","content":"Tr\u0061duis \"ceci\""}]}',
+"POST /v1/chat/completions\n" . '{"model":"auto","messages":[{"role":"user","content":"\ud83d\ude00 Traduis"}]}',
+]
+--- error_code eval
+[200, 200, 200]
+--- response_body_like eval
+[qr/"model":"medical"/, qr/"model":"french"/, qr/"model":"smalltalk"/]
+
+
+
+=== TEST 12: the token estimate counts decoded bytes, not escapes
+--- request eval
+[
+"POST /v1/chat/completions\n" . '{"model":"auto","messages":[{"role":"user","content":"' . ('\u00e9' x 102) . '"}]}',
+"POST /v1/chat/completions\n" . '{"model":"auto","messages":[{"role":"user","content":"' . ('\u00e9' x 101) . 'a"}]}',
+]
+--- response_body_like eval
+[qr/"model":"big"/, qr/"model":"smalltalk"/]
+
+
+
+=== TEST 13: the last user message's text parts joined; later messages of other roles ignored; an image type with an escape
+--- request eval
+[
+"POST /v1/chat/completions\n" . '{"model":"auto","messages":[{"role":"user","content":[{"type":"text","text":"Tra"},{"type":"text","text":"duis ceci"}]},{"role":"assistant","content":null,"tool_calls":[]}]}',
+"POST /v1/chat/completions\n" . '{"model":"auto","messages":[{"role":"user","content":[{"type":"image\u005furl","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}',
+"POST /v1/chat/completions\n" . '{"model":"auto","messages":[{"role":"user","content":"Traduis"},{"role":"user","content":[{"type":"text","text":"no"}]}]}',
+]
+--- response_body_like eval
+[qr/"model":"french"/, qr/"model":"eyes"/, qr/"model":"smalltalk"/]
+
+
+
+=== TEST 14: a conversation routed by the rules reaches an OpenAI-dialect provider as the client's bytes
+--- request eval
+"POST /v1/chat/completions\n"
+. '{"model":"auto", "messages" : [ {"content":"echo caf\u00e9 \"q\"", "role":"user"} ] }'
+--- error_code: 200
+--- response_body_like chomp
+"model":"echoed".*"content":"\{\\"model\\":\\"e1\\",\\"messages\\":\[ \{\\"content\\":\\"echo caf\\\\u00e9 \\\\\\"q\\\\\\"\\", \\"role\\":\\"user\\"\} \]\}"

@@ -20,7 +20,9 @@
  *     winning, and no key is missing;
  *   - ngx_http_llm_scan_next() walks an array member's elements as jansson
  *     has them, and ngx_http_llm_scan_member() finds an object element's
- *     "role" (and any first key) as jansson does.
+ *     "role" (and any first key) as jansson does;
+ *   - ngx_http_llm_scan_unescape() decodes every string value the scanner
+ *     found to jansson's bytes.
  */
 
 
@@ -45,6 +47,7 @@ static void
 fuzz_check_member(const u_char *value, size_t len, json_t *expect,
     const char *what)
 {
+    u_char  *text, *end;
     json_t  *v;
 
     v = fuzz_parse(value, len);
@@ -58,6 +61,27 @@ fuzz_check_member(const u_char *value, size_t len, json_t *expect,
     }
 
     json_decref(v);
+
+    if (!json_is_string(expect)) {
+        return;
+    }
+
+    /* exactly the room it is said to need */
+
+    text = malloc(len - 2 ? len - 2 : 1);
+    if (text == NULL) {
+        FUZZ_FAIL("out of memory");
+    }
+
+    end = ngx_http_llm_scan_unescape(text, (u_char *) value + 1, len - 2);
+
+    if ((size_t) (end - text) != json_string_length(expect)
+        || memcmp(text, json_string_value(expect), end - text) != 0)
+    {
+        FUZZ_FAIL("%s: ngx_http_llm_scan_unescape() is not jansson's", what);
+    }
+
+    free(text);
 }
 
 
