@@ -5,7 +5,7 @@
 #   make test    install what is missing, build, run the whole suite
 #
 # Other targets: deps, build, prices, asan, test-asan, test-valgrind, fuzz,
-# fuzz-regress, clean.
+# fuzz-regress, bench, clean.
 
 SHELL       := /bin/bash
 TOP         := $(CURDIR)
@@ -25,7 +25,7 @@ CC_OPT      ?= -g -O2 -Wextra -Wall -Werror -fstack-protector-strong \
                -D_FORTIFY_SOURCE=2 -fPIC
 
 DEB_PACKAGES := nginx-core nginx-dev libnginx-mod-http-echo libjansson-dev \
-                libssl-dev libcurl4-openssl-dev curl valgrind \
+                libssl-dev libcurl4-openssl-dev curl valgrind wrk \
                 libtest-base-perl libtext-diff-perl libtest-longstring-perl \
                 liblist-moreutils-perl libwww-perl libhttp-message-perl \
                 liburi-perl libipc-run-perl
@@ -35,7 +35,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SOURCES := config $(wildcard ngx_llm_router_module/*.c ngx_llm_router_module/*.h)
 
 .PHONY: all deps build prices run test test-runner asan test-asan \
-        test-valgrind fuzz fuzz-regress clean
+        test-valgrind fuzz fuzz-regress bench clean
 
 all: build prices
 
@@ -126,6 +126,13 @@ fuzz: build
 fuzz-regress: build
 	tools/fuzz/run.sh --install --regress
 
+# The benchmark against plain nginx proxy_pass, on this machine, writes
+# bench/REPORT.md (a few minutes; BENCH_FLAGS=--quick for one round).
+bench: build
+	$(MAKE) -s -C tools/bench
+	NGINX_BIN=$(NGINX_BIN) MODULE=$(MODULE_SO) perl bench/bench.pl $(BENCH_FLAGS)
+
 clean:
-	rm -rf $(BUILD) t/servroot*
+	rm -rf $(BUILD) t/servroot* bench/out
 	$(MAKE) -s -C tools/prices clean
+	$(MAKE) -s -C tools/bench clean
