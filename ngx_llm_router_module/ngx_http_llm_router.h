@@ -338,6 +338,9 @@ typedef struct {
 
     void                       *mock;         /* the mock provider's state */
 
+    ngx_int_t                 (*create_request)(ngx_http_request_t *r);
+                                              /* proxy's, for the attempt */
+
     ngx_http_llm_key_t         *key;          /* the caller's */
     int64_t                     reserved;     /* its worst case */
     int64_t                     prompt_estimate; /* tokens */
@@ -457,6 +460,7 @@ void ngx_http_llm_usage_estimate(ngx_http_llm_ctx_t *ctx);
 ngx_int_t ngx_http_llm_usage_json(ngx_http_llm_ctx_t *ctx, json_t *usage);
 void ngx_http_llm_account(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx);
 ngx_int_t ngx_http_llm_log_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_llm_precontent_handler(ngx_http_request_t *r);
 
 
 /* the state file */

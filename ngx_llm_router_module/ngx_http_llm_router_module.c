@@ -533,5 +533,14 @@ ngx_http_llm_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_http_llm_log_handler;
 
+    /* the attempt's proxied request: kept out of the debug log */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_llm_precontent_handler;
+
     return ngx_http_llm_relay_init(cf);
 }

@@ -26,6 +26,8 @@ static ngx_int_t ngx_http_llm_upstream_url(ngx_http_llm_ctx_t *ctx,
     ngx_http_llm_endpoint_t *ep, const char *path, size_t len);
 static ngx_int_t ngx_http_llm_upstream_chunks(ngx_http_llm_ctx_t *ctx,
     ngx_int_t rc, json_t *chunks);
+static ngx_int_t ngx_http_llm_upstream_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_llm_upstream_create_request(ngx_http_request_t *r);
 
 
 ngx_int_t
@@ -507,4 +509,105 @@ ngx_http_llm_upstream_error_text(ngx_pool_t *pool, json_t *root,
 
     (void) ngx_http_llm_printable(pool, (u_char *) json_string_value(v),
                                   json_string_length(v), secret, msg);
+}
+
+
+/*
+ * The provider's key is a header of the attempt's proxied request, and
+ * nginx's proxy module writes that request's header to the debug log,
+ * whole, when it makes it (in u->create_request, run from the content
+ * handler, or later after a cache lock).  For the attempt's subrequest,
+ * the content handler and create_request run with the debug log off: the
+ * rest of its debug lines (the upstream's progress, the answer's header)
+ * stay.
+ */
+
+ngx_int_t
+ngx_http_llm_precontent_handler(ngx_http_request_t *r)
+{
+    ngx_http_llm_ctx_t  *ctx;
+
+    if (r == r->main || r->content_handler == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llm_router_module);
+
+    if (ctx == NULL || ctx->sr != r) {
+        return NGX_DECLINED;
+    }
+
+    r->content_handler = ngx_http_llm_upstream_handler;
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_llm_upstream_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_uint_t                 level;
+    ngx_log_t                 *log;
+    ngx_http_llm_ctx_t        *ctx;
+    ngx_http_upstream_t       *u;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    /* the location's own handler: proxy_pass's (r->content_handler is us) */
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    log = r->connection->log;
+    level = log->log_level;
+
+    if (level > NGX_LOG_DEBUG) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, log, 0,
+                       "llm: the attempt's proxied request is not logged "
+                       "at debug level: it carries the provider's key");
+
+        log->log_level = NGX_LOG_DEBUG;
+    }
+
+    rc = clcf->handler(r);
+
+    log->log_level = level;
+
+    /* its request not made yet (a cache lock): when it is, the same */
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llm_router_module);
+    u = r->upstream;
+
+    if (ctx && u && u->request_bufs == NULL && u->create_request
+        && u->create_request != ngx_http_llm_upstream_create_request)
+    {
+        ctx->create_request = u->create_request;
+        u->create_request = ngx_http_llm_upstream_create_request;
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_llm_upstream_create_request(ngx_http_request_t *r)
+{
+    ngx_int_t            rc;
+    ngx_uint_t           level;
+    ngx_log_t           *log;
+    ngx_http_llm_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_llm_router_module);
+
+    log = r->connection->log;
+    level = log->log_level;
+
+    if (level > NGX_LOG_DEBUG) {
+        log->log_level = NGX_LOG_DEBUG;
+    }
+
+    rc = ctx->create_request(r);
+
+    log->log_level = level;
+
+    return rc;
 }

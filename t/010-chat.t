@@ -372,3 +372,45 @@ POST /v1/chat/completions
 --- error_code: 200
 --- response_body eval
 '{"id":"c","object":"chat.completion","created":1,"model":"chat-model","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{ "prompt_tokens": 3 , "completion_tokens": 1, "prompt_tokens_details": {"cached_tokens": 2},"cost":5e-6},"provider":"mock"}'
+
+
+
+=== TEST 12: at debug level, nginx's log of the proxied request leaves the provider's key out; the rest of the attempt's debug lines stay
+(the mock provider is a server of its own, logging at info elsewhere: a
+real provider does not write into the router's log)
+--- log_level: debug
+--- main_config
+    env LLM_TEST_ENV_KEY;
+--- http_config
+    server {
+        listen 127.0.0.1:$TEST_NGINX_SERVER_PORT;
+        server_name provider.invalid;
+        error_log logs/provider.log info;
+
+        location /mock/v1/chat/completions {
+            llm_mock chunks=1 "text=key: $http_authorization";
+        }
+    }
+
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1
+                 key=env:LLM_TEST_ENV_KEY;
+    llm_model chat-model {
+        endpoint mock model=upstream-id-7 input=1 output=2;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+--- request eval
+[
+"POST /v1/chat/completions\n" . '{"model":"chat-model","messages":[{"role":"user","content":"ping"}]}',
+"POST /v1/chat/completions\n" . '{"model":"chat-model","stream":true,"messages":[{"role":"user","content":"ping"}]}',
+]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+[qr/"content":"key: Bearer sk-env-provider-0001"/, qr/"content":"key: Bearer sk-env-provider-0001"/]
+--- error_log
+llm: the attempt's proxied request is not logged at debug level
+http proxy status 200
+--- no_error_log
+sk-env-provider
