@@ -375,7 +375,7 @@ ngx_http_llm_emit_done(ngx_http_llm_ctx_t *ctx)
 
         ngx_http_llm_usage_estimate(ctx);
 
-        chunk = json_pack("{s:s%,s:s,s:I,s:[],s:{s:I,s:I,s:I}}",
+        chunk = json_pack("{s:s%,s:s,s:I,s:[],s:{s:I,s:I,s:I,s:b}}",
                           "id", ctx->id.data ? (char *) ctx->id.data : "",
                           ctx->id.len,
                           "object", "chat.completion.chunk",
@@ -388,7 +388,8 @@ ngx_http_llm_emit_done(ngx_http_llm_ctx_t *ctx)
                             (json_int_t) ctx->attempt->completion_tokens,
                             "total_tokens",
                             (json_int_t) (ctx->attempt->prompt_tokens
-                                          + ctx->attempt->completion_tokens));
+                                          + ctx->attempt->completion_tokens),
+                            "estimated", 1);
         if (chunk == NULL) {
             return NGX_ERROR;
         }
@@ -842,8 +843,10 @@ ngx_http_llm_usage(ngx_http_llm_ctx_t *ctx, json_t *usage)
         a->cached_tokens = json_integer_value(v);
     }
 
+    /* the router's own estimate, or a provider's that says it is one */
+
     a->usage_seen = 1;
-    a->estimated = 0;
+    a->estimated = json_is_true(json_object_get(usage, "estimated"));
 }
 
 
