@@ -79,10 +79,13 @@ static char *ngx_http_llm_auto_line(ngx_conf_t *cf, ngx_command_t *dummy,
 static void ngx_http_llm_auto_scan(ngx_http_llm_auto_input_t *in);
 static ngx_int_t ngx_http_llm_auto_join(ngx_http_request_t *r,
     ngx_http_llm_auto_input_t *in);
+static ngx_int_t ngx_http_llm_auto_read(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx, ngx_http_llm_auto_input_t *in);
 static ngx_int_t ngx_http_llm_auto_raw(ngx_http_request_t *r,
     ngx_http_llm_auto_input_t *in);
 static ngx_uint_t ngx_http_llm_auto_is(ngx_http_llm_member_t *m,
     const char *s);
+static ngx_uint_t ngx_http_llm_auto_json_is(json_t *v, const char *s);
 static void ngx_http_llm_auto_text(json_t *content, size_t *len,
     ngx_uint_t *images);
 
@@ -423,10 +426,7 @@ ngx_http_llm_auto_match(ngx_http_request_t *r, ngx_http_llm_auto_t *au,
 
         case NGX_HTTP_LLM_RULE_PROMPT:
         case NGX_HTTP_LLM_RULE_LAST:
-            rc = in.raw ? ngx_http_llm_auto_raw(r, &in)
-                        : ngx_http_llm_auto_join(r, &in);
-
-            if (rc != NGX_OK) {
+            if (ngx_http_llm_auto_read(r, ctx, &in) != NGX_OK) {
                 return NULL;
             }
 
@@ -449,13 +449,8 @@ ngx_http_llm_auto_match(ngx_http_request_t *r, ngx_http_llm_auto_t *au,
             break;
 
         case NGX_HTTP_LLM_RULE_TOKENS:
-            if (in.raw) {
-                if (ngx_http_llm_auto_raw(r, &in) != NGX_OK) {
-                    return NULL;
-                }
-
-            } else {
-                ngx_http_llm_auto_scan(&in);
+            if (ngx_http_llm_auto_read(r, ctx, &in) != NGX_OK) {
+                return NULL;
             }
 
             tokens = in.text_len / 4;
@@ -484,13 +479,8 @@ ngx_http_llm_auto_match(ngx_http_request_t *r, ngx_http_llm_auto_t *au,
             break;
 
         case NGX_HTTP_LLM_RULE_IMAGES:
-            if (in.raw) {
-                if (ngx_http_llm_auto_raw(r, &in) != NGX_OK) {
-                    return NULL;
-                }
-
-            } else {
-                ngx_http_llm_auto_scan(&in);
+            if (ngx_http_llm_auto_read(r, ctx, &in) != NGX_OK) {
+                return NULL;
             }
             matched = in.images;
             break;
@@ -549,7 +539,7 @@ ngx_http_llm_auto_join(ngx_http_request_t *r, ngx_http_llm_auto_input_t *in)
     u_char      *p;
     size_t       i, j, len;
     json_t      *msg, *content, *part, *t;
-    const char  *role;
+    ngx_uint_t   user;
 
     if (in->joined) {
         return NGX_OK;
@@ -571,7 +561,7 @@ ngx_http_llm_auto_join(ngx_http_request_t *r, ngx_http_llm_auto_input_t *in)
     json_array_foreach(in->messages, i, msg) {
 
         content = json_object_get(msg, "content");
-        role = json_string_value(json_object_get(msg, "role"));
+        user = ngx_http_llm_auto_json_is(json_object_get(msg, "role"), "user");
 
         if (i) {
             *p++ = '\n';
@@ -580,7 +570,7 @@ ngx_http_llm_auto_join(ngx_http_request_t *r, ngx_http_llm_auto_input_t *in)
         if (json_is_string(content)) {
             len = json_string_length(content);
 
-            if (role && ngx_strcmp(role, "user") == 0) {
+            if (user) {
                 in->last.data = p;
                 in->last.len = len;
             }
@@ -589,7 +579,7 @@ ngx_http_llm_auto_join(ngx_http_request_t *r, ngx_http_llm_auto_input_t *in)
             continue;
         }
 
-        if (role && ngx_strcmp(role, "user") == 0) {
+        if (user) {
             in->last.data = p;
         }
 
@@ -601,7 +591,7 @@ ngx_http_llm_auto_join(ngx_http_request_t *r, ngx_http_llm_auto_input_t *in)
             }
         }
 
-        if (role && ngx_strcmp(role, "user") == 0) {
+        if (user) {
             in->last.len = p - in->last.data;
         }
     }
@@ -615,9 +605,8 @@ ngx_http_llm_auto_join(ngx_http_request_t *r, ngx_http_llm_auto_input_t *in)
 static void
 ngx_http_llm_auto_text(json_t *content, size_t *len, ngx_uint_t *images)
 {
-    size_t       i;
-    json_t      *part, *t;
-    const char  *type;
+    size_t   i;
+    json_t  *part, *t;
 
     if (json_is_string(content)) {
         *len += json_string_length(content);
@@ -631,11 +620,11 @@ ngx_http_llm_auto_text(json_t *content, size_t *len, ngx_uint_t *images)
             *len += json_string_length(t);
         }
 
-        type = json_string_value(json_object_get(part, "type"));
+        t = json_object_get(part, "type");
 
-        if (type && (ngx_strcmp(type, "image_url") == 0
-                     || ngx_strcmp(type, "image") == 0
-                     || ngx_strcmp(type, "input_image") == 0))
+        if (ngx_http_llm_auto_json_is(t, "image_url")
+            || ngx_http_llm_auto_json_is(t, "image")
+            || ngx_http_llm_auto_json_is(t, "input_image"))
         {
             *images = 1;
         }
@@ -643,11 +632,45 @@ ngx_http_llm_auto_text(json_t *content, size_t *len, ngx_uint_t *images)
 }
 
 
+/* what the rules look at, from the client's bytes or else from jansson */
+
+static ngx_int_t
+ngx_http_llm_auto_read(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
+    ngx_http_llm_auto_input_t *in)
+{
+    ngx_int_t  rc;
+
+    if (in->joined) {
+        return NGX_OK;
+    }
+
+    if (in->raw) {
+        rc = ngx_http_llm_auto_raw(r, in);
+
+        if (rc != NGX_DECLINED) {
+            in->joined = 1;
+            in->scanned = 1;
+            return rc;
+        }
+
+        if (ngx_http_llm_body_full(r, ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        ngx_memzero(in, sizeof(ngx_http_llm_auto_input_t));
+        in->messages = json_object_get(ctx->body, "messages");
+    }
+
+    return ngx_http_llm_auto_join(r, in);
+}
+
+
 /*
  * What ngx_http_llm_auto_scan() and ngx_http_llm_auto_join() find, read
  * from the client's bytes with the scanner, which has checked them: no
  * parse of a conversation that goes on to an OpenAI-dialect provider as
- * it is.  Keys with escapes in them are not recognized.
+ * it is.  NGX_DECLINED when a message or a part has a key with an escape
+ * (jansson decodes keys: "c\u006fntent" is "content"): then jansson reads.
  */
 
 static ngx_int_t
@@ -655,15 +678,9 @@ ngx_http_llm_auto_raw(ngx_http_request_t *r, ngx_http_llm_auto_input_t *in)
 {
     u_char                 *p, *last, *q, *qlast, *d, *start, *value, type;
     size_t                  len;
-    ngx_uint_t              n, user;
+    ngx_int_t               rc;
+    ngx_uint_t              n, user, escaped;
     ngx_http_llm_member_t   role, content, part, text, ptype;
-
-    if (in->joined) {
-        return NGX_OK;
-    }
-
-    in->joined = 1;
-    in->scanned = 1;
 
     /* the text and the separators are never longer than the JSON */
 
@@ -690,8 +707,13 @@ ngx_http_llm_auto_raw(ngx_http_request_t *r, ngx_http_llm_auto_input_t *in)
             continue;
         }
 
-        user = (ngx_http_llm_scan_member(value, len, "role", &role) == NGX_OK
-                && ngx_http_llm_auto_is(&role, "user"));
+        rc = ngx_http_llm_scan_lookup(value, len, "role", &role, &escaped);
+
+        if (escaped) {
+            return NGX_DECLINED;
+        }
+
+        user = (rc == NGX_OK && ngx_http_llm_auto_is(&role, "user"));
 
         start = d;
 
@@ -717,11 +739,14 @@ ngx_http_llm_auto_raw(ngx_http_request_t *r, ngx_http_llm_auto_input_t *in)
                     continue;
                 }
 
-                if (ngx_http_llm_scan_member(part.value, part.value_len,
-                                             "text", &text)
-                    == NGX_OK
-                    && text.type == '"')
-                {
+                rc = ngx_http_llm_scan_lookup(part.value, part.value_len,
+                                              "text", &text, &escaped);
+
+                if (escaped) {
+                    return NGX_DECLINED;
+                }
+
+                if (rc == NGX_OK && text.type == '"') {
                     d = ngx_http_llm_scan_unescape(d, text.value + 1,
                                                    text.value_len - 2);
                 }
@@ -779,4 +804,22 @@ ngx_http_llm_auto_is(ngx_http_llm_member_t *m, const char *s)
     end = ngx_http_llm_scan_unescape(buf, m->value + 1, m->value_len - 2);
 
     return (size_t) (end - buf) == len && ngx_strncmp(buf, s, len) == 0;
+}
+
+
+/* a JSON string equal to "s", the whole of it */
+
+static ngx_uint_t
+ngx_http_llm_auto_json_is(json_t *v, const char *s)
+{
+    size_t  len;
+
+    if (!json_is_string(v)) {
+        return 0;
+    }
+
+    len = ngx_strlen(s);
+
+    return json_string_length(v) == len
+           && ngx_strncmp(json_string_value(v), s, len) == 0;
 }

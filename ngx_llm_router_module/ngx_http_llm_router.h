@@ -529,6 +529,8 @@ ngx_int_t ngx_http_llm_scan_next(u_char **pos, u_char *last, u_char **value,
     size_t *len, u_char *type);
 ngx_int_t ngx_http_llm_scan_member(u_char *value, size_t len,
     const char *name, ngx_http_llm_member_t *out);
+ngx_int_t ngx_http_llm_scan_lookup(u_char *value, size_t len,
+    const char *name, ngx_http_llm_member_t *out, ngx_uint_t *escaped_keys);
 ngx_int_t ngx_http_llm_scan_int(ngx_http_llm_member_t *m, int64_t *v);
 u_char *ngx_http_llm_scan_unescape(u_char *dst, u_char *src, size_t len);
 

@@ -201,6 +201,22 @@ ngx_int_t
 ngx_http_llm_scan_member(u_char *value, size_t len, const char *name,
     ngx_http_llm_member_t *out)
 {
+    ngx_uint_t  escaped_keys;
+
+    return ngx_http_llm_scan_lookup(value, len, name, out, &escaped_keys);
+}
+
+
+/*
+ * The same, and whether any key of the object has an escape: one that
+ * may stand for "name" (jansson decodes keys), so that a reader that must
+ * see what jansson sees can tell it cannot.
+ */
+
+ngx_int_t
+ngx_http_llm_scan_lookup(u_char *value, size_t len, const char *name,
+    ngx_http_llm_member_t *out, ngx_uint_t *escaped_keys)
+{
     u_char                 *p, *last, t;
     ngx_int_t               rc;
     ngx_uint_t              escaped;
@@ -211,6 +227,7 @@ ngx_http_llm_scan_member(u_char *value, size_t len, const char *name,
     last = value + len;
     name_len = ngx_strlen(name);
     rc = NGX_DECLINED;
+    *escaped_keys = 0;
 
     if (p == last || *p != '{') {
         return NGX_ERROR;
@@ -230,6 +247,10 @@ ngx_http_llm_scan_member(u_char *value, size_t len, const char *name,
         }
 
         m.key_len = p - 1 - m.key;
+
+        if (escaped) {
+            *escaped_keys = 1;
+        }
 
         p = ngx_http_llm_scan_space(p, last);
 
@@ -947,4 +968,3 @@ ngx_http_llm_scan_unescape(u_char *dst, u_char *src, size_t len)
 
     return dst;
 }
-

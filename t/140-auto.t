@@ -205,3 +205,31 @@ qr/\A(data: \{[^\n]*"model":"medical"[^\n]*"provider":"strong"\}\n\n)+data: \[DO
 --- error_code: 200
 --- response_body_like chomp
 "model":"echoed".*"content":"\{\\"model\\":\\"e1\\",\\"messages\\":\[ \{\\"content\\":\\"echo caf\\\\u00e9 \\\\\\"q\\\\\\"\\", \\"role\\":\\"user\\"\} \]\}"
+
+
+
+=== TEST 15: keys written with escapes are the keys jansson reads: nothing hides from the rules
+--- request eval
+[
+"POST /v1/chat/completions\n" . '{"model":"auto","messages":[{"role":"user","c\u006fntent":"the dosage?"}]}',
+"POST /v1/chat/completions\n" . '{"model":"auto","messages":[{"role":"user","content":[{"type":"text","t\u0065xt":"any contraindications?"}]}]}',
+"POST /v1/chat/completions\n" . '{"model":"auto","messages":[{"role":"user","content":[{"typ\u0065":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}',
+"POST /v1/chat/completions\n" . '{"model":"auto","messages":[{"role":"user","content":"Traduis","c\u006fntent":"hello"}]}',
+]
+--- error_code eval
+[200, 200, 200, 200]
+--- response_body_like eval
+[qr/"model":"medical"/, qr/"model":"medical"/, qr/"model":"eyes"/, qr/"model":"smalltalk"/]
+
+
+
+=== TEST 16: a role or a type with a NUL in it is not "user" or an image type
+--- request eval
+[
+"POST /v1/chat/completions\n" . '{"model":"auto","messages":[{"role":"user\u0000x","content":"Traduis"}]}',
+"POST /v1/chat/completions\n" . '{"model":"auto","messages":[{"role":"user","content":[{"type":"image_url\u0000","text":"x"}]}]}',
+]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+[qr/"model":"smalltalk"/, qr/"model":"smalltalk"/]

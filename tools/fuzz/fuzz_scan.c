@@ -19,8 +19,8 @@
  *     (alone) to what jansson has under that key, the last of duplicates
  *     winning, and no key is missing;
  *   - ngx_http_llm_scan_next() walks an array member's elements as jansson
- *     has them, and ngx_http_llm_scan_member() finds an object element's
- *     "role" (and any first key) as jansson does;
+ *     has them, and ngx_http_llm_scan_lookup() finds an object element's
+ *     "role" as jansson does, or says a key has an escape;
  *   - ngx_http_llm_scan_unescape() decodes every string value the scanner
  *     found to jansson's bytes.
  */
@@ -92,6 +92,7 @@ fuzz_check_array(u_char *value, size_t len, json_t *array)
     size_t                  elen, i;
     ngx_int_t               rc;
     json_t                 *e;
+    ngx_uint_t              escaped;
     ngx_http_llm_member_t   m;
 
     p = value;
@@ -119,18 +120,24 @@ fuzz_check_array(u_char *value, size_t len, json_t *array)
             continue;
         }
 
-        rc = ngx_http_llm_scan_member(elt, elen, "role", &m);
+        rc = ngx_http_llm_scan_lookup(elt, elen, "role", &m, &escaped);
 
-        if (rc == NGX_OK) {
+        if (rc == NGX_OK && !escaped) {
             fuzz_check_member(m.value, m.value_len,
                               json_object_get(e, "role"), "\"role\"");
 
-        } else if (rc == NGX_DECLINED) {
-            /* an escaped "role" key is not looked at, by design */
-            if (json_object_get(e, "role") != NULL
-                && memchr(elt, '\\', elen) == NULL)
-            {
-                FUZZ_FAIL("ngx_http_llm_scan_member() missed \"role\"");
+        } else if (rc == NGX_OK || rc == NGX_DECLINED) {
+            /*
+             * an escaped key is not looked at, by design, but it is
+             * reported: it may be "role", or a later duplicate of it
+             */
+            if (json_object_get(e, "role") != NULL && !escaped) {
+                FUZZ_FAIL("ngx_http_llm_scan_lookup() missed \"role\"");
+            }
+
+            if (escaped && memchr(elt, '\\', elen) == NULL) {
+                FUZZ_FAIL("ngx_http_llm_scan_lookup() saw an escape "
+                          "in no key");
             }
 
         } else {
