@@ -246,7 +246,9 @@ ngx_http_llm_body_full(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 /*
  * What the conversation is, without parsing it: its JSON type, and for
  * "messages" a non-empty array of objects with a string "role".  NULL,
- * or the problem (with "bad", the index of the message at fault).
+ * or the problem (with "bad", the index of the message at fault), or ""
+ * when a message without a plain "role" has a key written with escapes:
+ * jansson's reading decides then.
  */
 
 const char *
@@ -255,6 +257,7 @@ ngx_http_llm_body_check(ngx_http_llm_ctx_t *ctx, size_t *bad)
     u_char                 *p, *last, *value, type;
     size_t                  len, i;
     ngx_int_t               rc;
+    ngx_uint_t              escaped;
     ngx_http_llm_member_t   role;
 
     if (!ctx->has_raw) {
@@ -291,10 +294,18 @@ ngx_http_llm_body_check(ngx_http_llm_ctx_t *ctx, size_t *bad)
             return "The \"messages\" field must be a non-empty array";
         }
 
-        if (type != '{'
-            || ngx_http_llm_scan_member(value, len, "role", &role) != NGX_OK
-            || role.type != '"')
-        {
+        if (type != '{') {
+            *bad = i;
+            return "messages[%uz] must be an object with a string \"role\"";
+        }
+
+        rc = ngx_http_llm_scan_lookup(value, len, "role", &role, &escaped);
+
+        if (escaped) {
+            return "";
+        }
+
+        if (rc != NGX_OK || role.type != '"') {
             *bad = i;
             return "messages[%uz] must be an object with a string \"role\"";
         }

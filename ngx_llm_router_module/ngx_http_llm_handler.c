@@ -326,6 +326,20 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
     case 0:
         /* what is kept as the client's bytes is checked as such */
         problem = ngx_http_llm_body_check(ctx, &bad);
+
+        if (problem == NULL || problem[0] != '\0') {
+            break;
+        }
+
+        /* a key written with escapes: as jansson reads it */
+
+        if (ngx_http_llm_body_full(r, ctx) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        problem = ngx_http_llm_check_messages(json_object_get(body,
+                                                              "messages"),
+                                              &bad);
         break;
 
     case NGX_HTTP_LLM_API_COMPLETIONS:

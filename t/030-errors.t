@@ -139,6 +139,19 @@ POST /v1/chat/completions
 
 
 
+=== TEST 8b: a "role" key written with escapes is a role, as JSON has it; other escaped keys are not
+--- request eval
+[
+"POST /v1/chat/completions\n" . '{"model":"chat-model","messages":[{"r\u006fle":"user","content":"a"}]}',
+"POST /v1/chat/completions\n" . '{"model":"chat-model","messages":[{"role":"user","content":"a"},{"c\u006fntent":"b"}]}',
+]
+--- error_code eval
+[200, 400]
+--- response_body_like eval
+[qr/"object":"chat\.completion"/, qr/"message":"messages\[1\] must be an object with a string \\"role\\""/]
+
+
+
 === TEST 9: stream that is not a boolean is a 400
 --- request
 POST /v1/chat/completions
