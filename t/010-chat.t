@@ -375,10 +375,12 @@ POST /v1/chat/completions
 
 
 
-=== TEST 12: at debug level, nginx's log of the proxied request leaves the provider's key out; the rest of the attempt's debug lines stay
+=== TEST 12: at debug level, nginx's log of the proxied request leaves the provider's key out; the rest of the attempt's debug lines stay; the client's key is only in nginx's own log of the headers it read
 (the mock provider is a server of its own, logging at info elsewhere: a
 real provider does not write into the router's log)
 --- log_level: debug
+--- more_headers
+Authorization: Bearer sk-client-secret-0042
 --- main_config
     env LLM_TEST_ENV_KEY;
 --- http_config
@@ -412,5 +414,50 @@ real provider does not write into the router's log)
 --- error_log
 llm: the attempt's proxied request is not logged at debug level
 http proxy status 200
---- no_error_log
-sk-env-provider
+--- no_error_log eval
+["sk-env-provider", qr/^(?!.*http header: "Authorization: Bearer sk-client-secret-0042").*sk-client-secret/]
+
+
+
+=== TEST 13: cached prompt tokens at the endpoint's cached= price, in a JSON answer and a stream
+3 prompt tokens of which 2 cached, 1 completion token: 1 x 1 + 2 x 0.25
++ 1 x 2 = 3.5 USD per million.
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
+    llm_provider mocks http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mocks/v1;
+    llm_model chat-model {
+        endpoint mock model=m1 input=1 output=2 cached=0.25;
+    }
+    llm_model stream-model {
+        endpoint mocks model=m1 input=1 output=2 cached=0.25;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mock/v1/chat/completions {
+        llm_mock replay=html/answer.json;
+    }
+    location /mocks/v1/chat/completions {
+        default_type text/event-stream;
+        llm_mock replay=html/answer.sse;
+    }
+--- user_files
+>>> answer.json
+{"id":"c","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":2}}}
+>>> answer.sse
+data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"x","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}
+
+data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":2}}}
+
+data: [DONE]
+
+--- request eval
+[
+"POST /v1/chat/completions\n" . '{"model":"chat-model","messages":[{"role":"user","content":"ping"}]}',
+"POST /v1/chat/completions\n" . '{"model":"stream-model","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"ping"}]}',
+]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+[qr/"usage":\{"prompt_tokens":3,"completion_tokens":1,"prompt_tokens_details":\{"cached_tokens":2\},"cost":3\.5e-6\}/,
+ qr/"usage":\{"prompt_tokens":3,"completion_tokens":1,"prompt_tokens_details":\{"cached_tokens":2\},"cost":3\.5e-6\}/]

@@ -350,3 +350,57 @@ POST /v1/chat/completions
 --- error_code: 400
 --- response_body_like chomp
 "message":"Unknown field \\"provider.zdr\\""
+
+
+
+=== TEST 25: the default pick leaves an endpoint that failed in the last 30 s for last (the circuit breaker is far from open)
+Without the rule, 1/price² sends 9 of 10 requests to the cheaper, failing
+endpoint first: ten requests in a row answered at the first attempt by
+the dearer one cannot happen by chance (1 in 10^10).
+--- http_config
+    llm_provider flaky  http://127.0.0.1:$TEST_NGINX_SERVER_PORT/flaky/v1;
+    llm_provider steady http://127.0.0.1:$TEST_NGINX_SERVER_PORT/steady/v1;
+    llm_router_circuit_breaker failures=100;
+
+    llm_model pair {
+        endpoint flaky  model=f input=1 output=1;
+        endpoint steady model=s input=3 output=3;
+    }
+--- config
+    location /v1/ {
+        llm_router;
+        add_header X-LLM-Attempts $llm_attempts always;
+    }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /flaky/v1/chat/completions  { llm_mock status=500; }
+    location /steady/v1/chat/completions { llm_mock chunks=1; }
+--- request eval
+[
+qq{POST /v1/chat/completions\n{"model":"pair","provider":{"order":["flaky","steady"]},"messages":[{"role":"user","content":"x"}]}},
+map { qq{POST /v1/chat/completions\n{"model":"pair","messages":[{"role":"user","content":"x"}]}} } 1 .. 10
+]
+--- error_code eval
+[(200) x 11]
+--- response_headers eval
+["X-LLM-Attempts: 2", ("X-LLM-Attempts: 1") x 10]
+--- response_body_like eval
+[(qr/"provider":"steady"/) x 11]
+
+
+
+=== TEST 26: $llm_upstream_model and $llm_ttft name the answering endpoint's model id and its time to first token
+--- config
+    location /v1/ {
+        llm_router;
+        add_header X-Up "$llm_upstream_model" always;
+        add_header X-TTFT "$llm_ttft" always;
+    }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mid/v1/chat/completions { llm_mock ttft=200ms chunks=1; }
+--- request
+POST /v1/chat/completions
+{"model":"backup","messages":[{"role":"user","content":"x"}]}
+--- error_code: 200
+--- response_headers_like
+X-Up: ^x$
+X-TTFT: ^(0\.(19[5-9]|[2-9]\d\d)|[1-9]\d*\.\d{3})$

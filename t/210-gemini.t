@@ -275,3 +275,39 @@ POST /v1/chat/completions
 --- error_code: 200
 --- response_body_like eval
 qr/\Adata: \{[^\n]*"role":"assistant"[^\n]*\n\ndata: \{[^\n]*"content":"ab"[^\n]*\n\ndata: \{[^\n]*"content":"cd"[^\n]*\n\ndata: \{[^\n]*"content":"ef"[^\n]*\n\ndata: \{[^\n]*"finish_reason":"stop"[^\n]*\n\ndata: \[DONE\]\n\n\z/
+
+
+
+=== TEST 17: a Gemini stream that breaks off mid-way ends in-band, no fallback
+--- config
+    location /gem/v1beta/ {
+        llm_mock format=gemini chunks=4 interval=50ms fault=drop text=abcdefgh;
+    }
+--- request
+POST /v1/chat/completions
+{"model":"both","provider":{"order":["gem","oai"]},"stream":true,"messages":[{"role":"user","content":"x"}]}
+--- error_code: 200
+--- response_headers
+X-LLM-Attempts: 1
+--- response_body_like eval
+qr/\A(?!.*OPENAI).*"content":"ab".*"error":\{"message":"The provider's stream broke off; the answer is incomplete","type":"api_error","code":502\},"choices":\[\{"index":0,"delta":\{\},"finish_reason":"error"\}\]\}\n\n\z/s
+
+
+
+=== TEST 18: a Gemini stream that stalls past llm_router_idle_timeout ends in-band, no fallback
+--- config
+    llm_router_idle_timeout 300ms;
+    proxy_read_timeout 30s;
+    location /gem/v1beta/ {
+        llm_mock format=gemini chunks=4 fault=stall text=abcdefgh;
+    }
+--- request
+POST /v1/chat/completions
+{"model":"both","provider":{"order":["gem","oai"]},"stream":true,"messages":[{"role":"user","content":"x"}]}
+--- error_code: 200
+--- response_headers
+X-LLM-Attempts: 1
+--- response_body_like eval
+qr/\A(?!.*OPENAI).*"content":"ab".*"error":\{"message":"The provider stopped sending; the answer is incomplete","type":"api_error","code":502\},"choices":\[\{"index":0,"delta":\{\},"finish_reason":"error"\}\]\}\n\n\z/s
+--- error_log
+went silent past llm_router_idle_timeout

@@ -235,3 +235,35 @@ GET /v1/messages
 Allow: POST
 --- response_body_like chomp
 ^\{"type":"error","error":\{"type":"invalid_request_error"
+
+
+
+=== TEST 15: a Gemini provider's stream to an Anthropic client: Anthropic's event sequence
+--- config
+    location /gem/v1beta/ { llm_mock format=gemini chunks=2 text=abcd; }
+--- request
+POST /v1/messages
+{"model":"g","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"hi"}]}
+--- error_code: 200
+--- response_headers
+Content-Type: text/event-stream
+--- response_body_like eval
+qr/\Aevent: message_start\ndata: \{"type":"message_start","message":\{[^\n]*"model":"g","provider":"gem"\}\}\n\nevent: content_block_start\ndata: \{"type":"content_block_start","index":0,"content_block":\{"type":"text","text":""\}\}\n\n(?:event: [a-z_]+\ndata: [^\n]*\n\n)*?event: content_block_delta\ndata: \{"type":"content_block_delta","index":0,"delta":\{"type":"text_delta","text":"ab"\}\}\n\nevent: content_block_delta\ndata: \{"type":"content_block_delta","index":0,"delta":\{"type":"text_delta","text":"cd"\}\}\n\nevent: content_block_stop\ndata: \{"type":"content_block_stop","index":0\}\n\nevent: message_delta\ndata: \{"type":"message_delta","delta":\{"stop_reason":"end_turn","stop_sequence":null\},"usage":\{[^\n]*"cost":[0-9.e-]+\}\}\n\nevent: message_stop\ndata: \{"type":"message_stop"\}\n\n\z/
+
+
+
+=== TEST 16: an Anthropic client's stream is forwarded as it arrives
+The Gemini mock sends "FIRST", then the rest 3 s later; the client gives up
+after 1.5 s of silence and must have "FIRST" by then, and nothing after it.
+--- config
+    location /gem/v1beta/ {
+        llm_mock format=gemini chunks=2 interval=3s text=FIRSTsecond;
+    }
+--- request
+POST /v1/messages HTTP/1.0
+{"model":"g","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"hi"}]}
+--- timeout: 1.5
+--- abort
+--- error_code: 200
+--- response_body_like eval
+qr/\A(?!.*(?:econd|message_stop)).*"text_delta","text":"FIRST/s

@@ -200,13 +200,17 @@ Authorization: Bearer sk-test-alice
 
 === TEST 10: tokens per minute: once the minute's tokens are used, a 429
 Each request counts its prompt estimate up front (a quarter of its body),
-then what it used; 300 tokens go in a few requests of 100-odd.
+then what it used; 300 tokens go in a few requests of 100-odd.  The 429
+says when to come back and what the limit is, in tokens.
 --- more_headers
 Authorization: Bearer sk-test-erin
 --- request eval
 [map { "POST /v1/chat/completions\n" . '{"model":"cheap","messages":[{"role":"user","content":"' . ("x" x 400) . '"}]}' } 1 .. 4]
 --- error_code eval
 [200, 200, 200, 429]
+--- response_headers_like eval
+["", "", "",
+ "Retry-After: \\d+\nX-RateLimit-Limit: 300\nX-RateLimit-Remaining: \\d+\nX-RateLimit-Reset: \\d+"]
 --- response_body_like eval
 [qr/"provider"/, qr/"provider"/, qr/"provider"/,
  qr/"message":"The key \\"erin\\" is limited to 300 tokens per minute"/]
