@@ -378,3 +378,29 @@ $::Json
 X-LLM-Attempts: 1
 --- response_body_like chomp
 "content":"SLOW".*"provider":"bad"
+
+
+
+=== TEST 22: a 408, stream
+--- config
+    location /bad/v1/chat/completions { llm_mock status=408 text=BAD; }
+--- request eval
+$::Sse
+--- error_code: 200
+--- response_headers
+X-LLM-Attempts: 2
+--- response_body_like eval
+$::GoodSse
+
+
+
+=== TEST 23: a 502 from a provider's own gateway, JSON
+--- config
+    location /bad/v1/chat/completions { llm_mock status=502 text=BAD; }
+--- request eval
+$::Json
+--- error_code: 200
+--- response_headers
+X-LLM-Attempts: 2
+--- response_body_like eval
+$::GoodJson

@@ -352,3 +352,19 @@ $::Stream
 --- error_code: 200
 --- response_body_like eval
 main::exactly($::ToolsSse)
+
+
+
+=== TEST 17: top_p without temperature, a list of stops; with temperature too, only temperature (recent models take one)
+--- config
+    location /ant/v1/messages { llm_mock format=anthropic chunks=1 text=$request_body; }
+--- request eval
+[
+"POST /v1/chat/completions\n" . '{"model":"m","messages":[{"role":"user","content":"hi"}],"stop":["END","STOP"],"top_p":0.9,"max_tokens":50}',
+"POST /v1/chat/completions\n" . '{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.5,"top_p":0.9,"max_tokens":50}',
+]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+[main::content_is('{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"max_tokens":50,"stop_sequences":["END","STOP"],"top_p":0.9,"stream":false}'),
+ main::content_is('{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"max_tokens":50,"temperature":0.5,"stream":false}')]

@@ -311,3 +311,15 @@ X-LLM-Attempts: 1
 qr/\A(?!.*OPENAI).*"content":"ab".*"error":\{"message":"The provider stopped sending; the answer is incomplete","type":"api_error","code":502\},"choices":\[\{"index":0,"delta":\{\},"finish_reason":"error"\}\]\}\n\n\z/s
 --- error_log
 went silent past llm_router_idle_timeout
+
+
+
+=== TEST 19: top_p is topP
+--- config
+    location /gem/v1beta/ { llm_mock format=gemini chunks=1 "text=$request_body"; }
+--- request
+POST /v1/chat/completions
+{"model":"m","messages":[{"role":"user","content":"hi"}],"top_p":0.9,"max_tokens":50}
+--- error_code: 200
+--- response_body_like eval
+main::content_has('"generationConfig":{"maxOutputTokens":50,"topP":0.9}')
