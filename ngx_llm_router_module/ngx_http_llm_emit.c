@@ -328,7 +328,7 @@ ngx_http_llm_emit_chunk(ngx_http_llm_ctx_t *ctx, json_t *chunk)
             return NGX_ERROR;
         }
 
-        rc = ngx_http_llm_messages_chunk(&ctx->encoder, chunk, events);
+        rc = ngx_http_llm_messages_chunk(ctx->encoder, chunk, events);
 
         if (rc == NGX_OK) {
             rc = ngx_http_llm_events(ctx, events);
@@ -411,7 +411,7 @@ ngx_http_llm_emit_done(ngx_http_llm_ctx_t *ctx)
             return NGX_ERROR;
         }
 
-        rc = ngx_http_llm_messages_end(&ctx->encoder, events);
+        rc = ngx_http_llm_messages_end(ctx->encoder, events);
 
         if (rc == NGX_OK) {
             rc = ngx_http_llm_events(ctx, events);

@@ -914,13 +914,35 @@ ngx_http_llm_start_attempt(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     ctx->warned = 0;
     ctx->inflight = 1;
 
-    ngx_memzero(&ctx->decoder, sizeof(ngx_http_llm_decoder_t));
+    /* the translations' states, made only for those who translate */
 
-    for (i = 0; i < NGX_HTTP_LLM_MAX_BLOCKS; i++) {
-        ctx->decoder.tool[i] = -1;
+    if (ep->provider->format != NGX_HTTP_LLM_FORMAT_OPENAI) {
+        if (ctx->decoder == NULL) {
+            ctx->decoder = ngx_palloc(r->pool,
+                                      sizeof(ngx_http_llm_decoder_t));
+            if (ctx->decoder == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        ngx_memzero(ctx->decoder, sizeof(ngx_http_llm_decoder_t));
+
+        for (i = 0; i < NGX_HTTP_LLM_MAX_BLOCKS; i++) {
+            ctx->decoder->tool[i] = -1;
+        }
     }
 
-    ngx_http_llm_messages_encoder_init(&ctx->encoder);
+    if (ctx->api == NGX_HTTP_LLM_API_MESSAGES) {
+        if (ctx->encoder == NULL) {
+            ctx->encoder = ngx_palloc(r->pool,
+                                      sizeof(ngx_http_llm_encoder_t));
+            if (ctx->encoder == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        ngx_http_llm_messages_encoder_init(ctx->encoder);
+    }
 
     ngx_http_llm_stats_attempt(ep->stats);
 

@@ -315,8 +315,9 @@ typedef struct {
     ngx_array_t                 models;       /* ngx_http_llm_model_ref_t */
     ngx_http_llm_prefs_t        prefs;
     ngx_str_t                   upstream_url; /* the attempt's */
-    ngx_http_llm_decoder_t      decoder;      /* the provider's stream */
-    ngx_http_llm_encoder_t      encoder;      /* the client's stream */
+    ngx_http_llm_decoder_t     *decoder;      /* the provider's stream, */
+    ngx_http_llm_encoder_t     *encoder;      /* the client's: when their */
+                                              /* dialects need one */
     ngx_event_t                 timer;        /* ttft, then idle */
     ngx_msec_t                  last_read;    /* for the idle timer */
 

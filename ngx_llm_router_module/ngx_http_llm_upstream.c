@@ -367,11 +367,11 @@ ngx_http_llm_upstream_event(ngx_http_llm_ctx_t *ctx,
         }
 
         if (pr->format == NGX_HTTP_LLM_FORMAT_ANTHROPIC) {
-            rc = ngx_http_llm_anthropic_event(&ctx->decoder,
+            rc = ngx_http_llm_anthropic_event(ctx->decoder,
                                               (char *) ev->event.data,
                                               ev->event.len, root, chunks);
         } else {
-            rc = ngx_http_llm_gemini_event(&ctx->decoder, root, chunks);
+            rc = ngx_http_llm_gemini_event(ctx->decoder, root, chunks);
         }
 
         json_decref(root);
@@ -425,9 +425,10 @@ ngx_http_llm_upstream_chunks(ngx_http_llm_ctx_t *ctx, ngx_int_t rc,
         return ngx_http_llm_emit_done(ctx);
 
     case NGX_ABORT:
+        /* only a translation aborts: it has a decoder */
         (void) ngx_http_llm_printable(ctx->request->pool,
-                                      (u_char *) ctx->decoder.error,
-                                      ngx_strlen(ctx->decoder.error),
+                                      (u_char *) ctx->decoder->error,
+                                      ngx_strlen(ctx->decoder->error),
                                       &a->endpoint->provider->key,
                                       &a->message);
         return NGX_ABORT;
