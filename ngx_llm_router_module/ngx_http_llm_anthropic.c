@@ -20,11 +20,6 @@
  */
 
 
-#define NGX_HTTP_LLM_ANTHROPIC_JSON   (JSON_COMPACT|JSON_REAL_PRECISION(15))
-
-/* token counts are clamped: no overflow when they are added */
-#define NGX_HTTP_LLM_ANTHROPIC_MAX_COUNT  ((json_int_t) 1 << 50)
-
 /* what a list of content parts may turn into */
 #define NGX_HTTP_LLM_ANTHROPIC_TEXT    0x01
 #define NGX_HTTP_LLM_ANTHROPIC_MEDIA   0x02
@@ -59,8 +54,6 @@ static ngx_int_t ngx_http_llm_anthropic_start(ngx_http_llm_decoder_t *d,
     json_t *chunks);
 static ngx_int_t ngx_http_llm_anthropic_emit(ngx_http_llm_decoder_t *d,
     json_t *chunks, json_t *delta, const char *finish);
-static json_t *ngx_http_llm_anthropic_chunk(ngx_http_llm_decoder_t *d,
-    json_t *choices);
 static ngx_int_t ngx_http_llm_anthropic_block_start(ngx_http_llm_decoder_t *d,
     json_t *data, json_t *chunks);
 static ngx_int_t ngx_http_llm_anthropic_block_delta(ngx_http_llm_decoder_t *d,
@@ -74,21 +67,8 @@ static ngx_int_t ngx_http_llm_anthropic_error(ngx_http_llm_decoder_t *d,
 static ngx_int_t ngx_http_llm_anthropic_block_index(json_t *data);
 static json_t *ngx_http_llm_anthropic_concat(json_t *strings,
     const char *sep);
-static json_t *ngx_http_llm_anthropic_dump(json_t *value);
-static json_t *ngx_http_llm_anthropic_parse_object(json_t *value);
-static ngx_int_t ngx_http_llm_anthropic_is(json_t *s, const char *lit);
 static ngx_int_t ngx_http_llm_anthropic_visible(json_t *s);
-static json_int_t ngx_http_llm_anthropic_count(json_t *v);
-static json_int_t ngx_http_llm_anthropic_positive(json_t *v);
-static void ngx_http_llm_anthropic_copy(char *dst, size_t size,
-    const char *src, size_t len);
-static void ngx_http_llm_anthropic_make_id(char *dst, size_t size);
-static json_t *ngx_http_llm_anthropic_set(json_t *obj, const char *key,
-    json_t *value);
-static json_t *ngx_http_llm_anthropic_obj(const char *k1, json_t *v1,
-    const char *k2, json_t *v2);
 static json_t *ngx_http_llm_anthropic_one(json_t *value);
-static json_t *ngx_http_llm_anthropic_list(json_t *value);
 
 
 json_t *
@@ -286,8 +266,8 @@ ngx_http_llm_anthropic_add(json_t *list, json_t **last, const char *role,
                == 0 ? NGX_OK : NGX_ERROR;
     }
 
-    msg = ngx_http_llm_anthropic_obj("role", json_string(role),
-                                     "content", json_incref(blocks));
+    msg = ngx_http_llm_dialect_obj("role", json_string(role),
+                                   "content", json_incref(blocks));
 
     if (json_array_append_new(list, msg) != 0) {
         return NGX_ERROR;
@@ -361,8 +341,8 @@ ngx_http_llm_anthropic_content(json_t *content, json_t *blocks,
         }
 
         if (json_array_append_new(blocks,
-                       ngx_http_llm_anthropic_obj("type", json_string("text"),
-                                                  "text", json_incref(content)))
+                       ngx_http_llm_dialect_obj("type", json_string("text"),
+                                                "text", json_incref(content)))
             != 0)
         {
             *err = "out of memory";
@@ -419,8 +399,8 @@ ngx_http_llm_anthropic_part(json_t *part, json_t *blocks, ngx_uint_t allow,
             return NGX_OK;
         }
 
-        block = ngx_http_llm_anthropic_obj("type", json_string("text"),
-                                           "text", json_incref(text));
+        block = ngx_http_llm_dialect_obj("type", json_string("text"),
+                                         "text", json_incref(text));
 
     } else if (ngx_strcmp(type, "image_url") == 0) {
 
@@ -535,23 +515,23 @@ ngx_http_llm_anthropic_media(json_t *url, const char *type, const char **err)
         mime = json_stringn(p, mlen);
         data = json_stringn(comma + 1, len - (comma + 1 - s));
 
-        source = ngx_http_llm_anthropic_obj("type", json_string("base64"),
-                                            "media_type", mime);
-        source = ngx_http_llm_anthropic_set(source, "data", data);
+        source = ngx_http_llm_dialect_obj("type", json_string("base64"),
+                                          "media_type", mime);
+        source = ngx_http_llm_dialect_set(source, "data", data);
 
     } else if ((len > 7 && strncasecmp(s, "http://", 7) == 0)
                || (len > 8 && strncasecmp(s, "https://", 8) == 0))
     {
-        source = ngx_http_llm_anthropic_obj("type", json_string("url"),
-                                            "url", json_incref(url));
+        source = ngx_http_llm_dialect_obj("type", json_string("url"),
+                                          "url", json_incref(url));
 
     } else {
         *err = "only data: and http(s) URLs are supported for images";
         return NULL;
     }
 
-    block = ngx_http_llm_anthropic_obj("type", json_string(type),
-                                       "source", source);
+    block = ngx_http_llm_dialect_obj("type", json_string(type),
+                                     "source", source);
     if (block == NULL) {
         *err = "out of memory";
     }
@@ -584,7 +564,7 @@ ngx_http_llm_anthropic_tool_calls(json_t *msg, json_t *blocks,
 
         type = json_object_get(call, "type");
 
-        if (type != NULL && !ngx_http_llm_anthropic_is(type, "function")) {
+        if (type != NULL && !ngx_http_llm_dialect_is(type, "function")) {
             continue;
         }
 
@@ -599,13 +579,13 @@ ngx_http_llm_anthropic_tool_calls(json_t *msg, json_t *blocks,
             return NGX_DECLINED;
         }
 
-        input = ngx_http_llm_anthropic_parse_object(json_object_get(fn,
+        input = ngx_http_llm_dialect_parse_object(json_object_get(fn,
                                                              "arguments"));
 
-        block = ngx_http_llm_anthropic_obj("type", json_string("tool_use"),
-                                           "id", json_incref(id));
-        block = ngx_http_llm_anthropic_set(block, "name", json_incref(name));
-        block = ngx_http_llm_anthropic_set(block, "input", input);
+        block = ngx_http_llm_dialect_obj("type", json_string("tool_use"),
+                                         "id", json_incref(id));
+        block = ngx_http_llm_dialect_set(block, "name", json_incref(name));
+        block = ngx_http_llm_dialect_set(block, "input", input);
 
         if (json_array_append_new(blocks, block) != 0) {
             *err = "out of memory";
@@ -633,8 +613,8 @@ ngx_http_llm_anthropic_tool_result(json_t *msg, json_t *blocks,
         return NGX_DECLINED;
     }
 
-    block = ngx_http_llm_anthropic_obj("type", json_string("tool_result"),
-                                       "tool_use_id", json_incref(id));
+    block = ngx_http_llm_dialect_obj("type", json_string("tool_result"),
+                                     "tool_use_id", json_incref(id));
 
     if (json_array_append_new(blocks, block) != 0) {
         *err = "out of memory";
@@ -690,10 +670,10 @@ ngx_http_llm_anthropic_options(json_t *req, json_t *out, const char **err)
     double       t;
     json_int_t   max;
 
-    max = ngx_http_llm_anthropic_positive(json_object_get(req,
+    max = ngx_http_llm_dialect_positive(json_object_get(req,
                                                  "max_completion_tokens"));
     if (max == 0) {
-        max = ngx_http_llm_anthropic_positive(json_object_get(req,
+        max = ngx_http_llm_dialect_positive(json_object_get(req,
                                                               "max_tokens"));
     }
 
@@ -788,7 +768,7 @@ ngx_http_llm_anthropic_options(json_t *req, json_t *out, const char **err)
 
     if (json_is_string(v) && json_string_length(v) != 0
         && json_object_set_new(out, "metadata",
-                               ngx_http_llm_anthropic_obj("user_id",
+                               ngx_http_llm_dialect_obj("user_id",
                                                    json_incref(v), NULL, NULL))
            != 0)
     {
@@ -839,8 +819,8 @@ ngx_http_llm_anthropic_tools(json_t *req, json_t *out, const char **err)
         }
 
         if (json_object_get(tool, "type") != NULL
-            && !ngx_http_llm_anthropic_is(json_object_get(tool, "type"),
-                                          "function"))
+            && !ngx_http_llm_dialect_is(json_object_get(tool, "type"),
+                                        "function"))
         {
             /* only function tools have a meaning for the provider */
             continue;
@@ -869,12 +849,12 @@ ngx_http_llm_anthropic_tools(json_t *req, json_t *out, const char **err)
             }
 
         } else {
-            schema = ngx_http_llm_anthropic_obj("type", json_string("object"),
-                                                "properties", json_object());
+            schema = ngx_http_llm_dialect_obj("type", json_string("object"),
+                                              "properties", json_object());
         }
 
-        def = ngx_http_llm_anthropic_obj("name", json_incref(name),
-                                         "input_schema", schema);
+        def = ngx_http_llm_dialect_obj("name", json_incref(name),
+                                       "input_schema", schema);
 
         desc = json_object_get(fn, "description");
 
@@ -954,8 +934,8 @@ ngx_http_llm_anthropic_tool_choice(json_t *req)
         name = json_object_get(json_object_get(tc, "function"), "name");
 
         if (json_is_string(name) && json_string_length(name) != 0) {
-            choice = ngx_http_llm_anthropic_obj("type", json_string("tool"),
-                                                "name", json_incref(name));
+            choice = ngx_http_llm_dialect_obj("type", json_string("tool"),
+                                              "name", json_incref(name));
         }
     }
 
@@ -1000,7 +980,7 @@ ngx_http_llm_anthropic_response(json_t *resp, const char **err)
         return NULL;
     }
 
-    if (ngx_http_llm_anthropic_is(json_object_get(resp, "type"), "error")) {
+    if (ngx_http_llm_dialect_is(json_object_get(resp, "type"), "error")) {
         *err = "the provider answered with an error";
         return NULL;
     }
@@ -1065,14 +1045,14 @@ ngx_http_llm_anthropic_response(json_t *resp, const char **err)
             }
 
             name = json_object_get(block, "name");
-            args = ngx_http_llm_anthropic_dump(json_object_get(block,
+            args = ngx_http_llm_dialect_dump(json_object_get(block,
                                                                "input"));
 
-            call = ngx_http_llm_anthropic_obj("id", id ? json_incref(id)
-                                                    : json_string(idbuf),
-                                              "type", json_string("function"));
-            call = ngx_http_llm_anthropic_set(call, "function",
-                         ngx_http_llm_anthropic_obj("name",
+            call = ngx_http_llm_dialect_obj("id", id ? json_incref(id)
+                                                     : json_string(idbuf),
+                                            "type", json_string("function"));
+            call = ngx_http_llm_dialect_set(call, "function",
+                         ngx_http_llm_dialect_obj("name",
                                       json_is_string(name) ? json_incref(name)
                                                            : json_string(""),
                                       "arguments", args));
@@ -1094,8 +1074,8 @@ ngx_http_llm_anthropic_response(json_t *resp, const char **err)
 
     /* "content" is null when the answer is only tool calls */
 
-    msg = ngx_http_llm_anthropic_obj("role", json_string("assistant"),
-                                     "content", text ? text : json_null());
+    msg = ngx_http_llm_dialect_obj("role", json_string("assistant"),
+                                   "content", text ? text : json_null());
     if (msg == NULL) {
         goto nomem;
     }
@@ -1115,31 +1095,31 @@ ngx_http_llm_anthropic_response(json_t *resp, const char **err)
     id = json_object_get(resp, "id");
 
     if (json_is_string(id) && json_string_length(id) != 0) {
-        ngx_http_llm_anthropic_copy(idbuf, sizeof(idbuf),
-                                    json_string_value(id),
-                                    json_string_length(id));
+        ngx_http_llm_dialect_copy(idbuf, sizeof(idbuf),
+                                  json_string_value(id),
+                                  json_string_length(id));
 
     } else {
-        ngx_http_llm_anthropic_make_id(idbuf, sizeof(idbuf));
+        ngx_http_llm_dialect_make_id(idbuf, sizeof(idbuf));
     }
 
     usage = ngx_http_llm_anthropic_usage(json_object_get(resp, "usage"),
                                          &prompt, &completion, &cached);
 
-    choice = ngx_http_llm_anthropic_obj("index", json_integer(0),
-                                        "message", json_incref(msg));
-    choice = ngx_http_llm_anthropic_set(choice, "finish_reason",
+    choice = ngx_http_llm_dialect_obj("index", json_integer(0),
+                                      "message", json_incref(msg));
+    choice = ngx_http_llm_dialect_set(choice, "finish_reason",
                           json_string(ngx_http_llm_anthropic_finish(
                                       json_object_get(resp, "stop_reason"))));
 
-    out = ngx_http_llm_anthropic_obj("id", json_string(idbuf),
-                                     "object",
-                                     json_string("chat.completion"));
-    out = ngx_http_llm_anthropic_set(out, "created",
-                                     json_integer((json_int_t) time(NULL)));
-    out = ngx_http_llm_anthropic_set(out, "choices",
-                                     ngx_http_llm_anthropic_list(choice));
-    out = ngx_http_llm_anthropic_set(out, "usage", usage);
+    out = ngx_http_llm_dialect_obj("id", json_string(idbuf),
+                                   "object",
+                                   json_string("chat.completion"));
+    out = ngx_http_llm_dialect_set(out, "created",
+                                   json_integer((json_int_t) time(NULL)));
+    out = ngx_http_llm_dialect_set(out, "choices",
+                                   ngx_http_llm_dialect_list(choice));
+    out = ngx_http_llm_dialect_set(out, "usage", usage);
     if (out == NULL) {
         goto nomem;
     }
@@ -1173,14 +1153,14 @@ static json_t *
 ngx_http_llm_anthropic_usage(json_t *usage, int64_t *prompt,
     int64_t *completion, int64_t *cached)
 {
-    *cached = ngx_http_llm_anthropic_count(json_object_get(usage,
+    *cached = ngx_http_llm_dialect_count(json_object_get(usage,
                                                    "cache_read_input_tokens"));
-    *prompt = ngx_http_llm_anthropic_count(json_object_get(usage,
+    *prompt = ngx_http_llm_dialect_count(json_object_get(usage,
                                                            "input_tokens"))
               + *cached
-              + ngx_http_llm_anthropic_count(json_object_get(usage,
+              + ngx_http_llm_dialect_count(json_object_get(usage,
                                                "cache_creation_input_tokens"));
-    *completion = ngx_http_llm_anthropic_count(json_object_get(usage,
+    *completion = ngx_http_llm_dialect_count(json_object_get(usage,
                                                              "output_tokens"));
 
     return ngx_http_llm_anthropic_usage_json(*prompt, *completion, *cached);
@@ -1193,17 +1173,17 @@ ngx_http_llm_anthropic_usage_json(int64_t prompt, int64_t completion,
 {
     json_t  *usage;
 
-    usage = ngx_http_llm_anthropic_obj("prompt_tokens", json_integer(prompt),
-                                       "completion_tokens",
-                                       json_integer(completion));
-    usage = ngx_http_llm_anthropic_set(usage, "total_tokens",
-                                       json_integer(prompt + completion));
+    usage = ngx_http_llm_dialect_obj("prompt_tokens", json_integer(prompt),
+                                     "completion_tokens",
+                                     json_integer(completion));
+    usage = ngx_http_llm_dialect_set(usage, "total_tokens",
+                                     json_integer(prompt + completion));
 
     if (cached > 0) {
-        usage = ngx_http_llm_anthropic_set(usage, "prompt_tokens_details",
-                         ngx_http_llm_anthropic_obj("cached_tokens",
-                                                    json_integer(cached),
-                                                    NULL, NULL));
+        usage = ngx_http_llm_dialect_set(usage, "prompt_tokens_details",
+                         ngx_http_llm_dialect_obj("cached_tokens",
+                                                  json_integer(cached),
+                                                  NULL, NULL));
     }
 
     return usage;
@@ -1289,9 +1269,9 @@ ngx_http_llm_anthropic_event(ngx_http_llm_decoder_t *d, const char *name,
         id = json_object_get(msg, "id");
 
         if (!d->started && json_is_string(id)) {
-            ngx_http_llm_anthropic_copy(d->id, sizeof(d->id),
-                                        json_string_value(id),
-                                        json_string_length(id));
+            ngx_http_llm_dialect_copy(d->id, sizeof(d->id),
+                                      json_string_value(id),
+                                      json_string_length(id));
         }
 
         if (json_is_object(json_object_get(msg, "usage"))) {
@@ -1361,7 +1341,7 @@ ngx_http_llm_anthropic_start(ngx_http_llm_decoder_t *d, json_t *chunks)
     d->tools = 0;
 
     if (d->id[0] == '\0') {
-        ngx_http_llm_anthropic_make_id(d->id, sizeof(d->id));
+        ngx_http_llm_dialect_make_id(d->id, sizeof(d->id));
     }
 
     if (d->created == 0) {
@@ -1369,9 +1349,9 @@ ngx_http_llm_anthropic_start(ngx_http_llm_decoder_t *d, json_t *chunks)
     }
 
     if (ngx_http_llm_anthropic_emit(d, chunks,
-                        ngx_http_llm_anthropic_obj("role",
-                                                   json_string("assistant"),
-                                                   "content", json_string("")),
+                        ngx_http_llm_dialect_obj("role",
+                                                 json_string("assistant"),
+                                                 "content", json_string("")),
                         NULL)
         != NGX_OK)
     {
@@ -1392,15 +1372,15 @@ ngx_http_llm_anthropic_emit(ngx_http_llm_decoder_t *d, json_t *chunks,
 {
     json_t  *choice;
 
-    choice = ngx_http_llm_anthropic_obj("index", json_integer(0),
-                                        "delta", delta);
-    choice = ngx_http_llm_anthropic_set(choice, "finish_reason",
-                                        finish ? json_string(finish)
-                                               : json_null());
+    choice = ngx_http_llm_dialect_obj("index", json_integer(0),
+                                      "delta", delta);
+    choice = ngx_http_llm_dialect_set(choice, "finish_reason",
+                                      finish ? json_string(finish)
+                                             : json_null());
 
     return json_array_append_new(chunks,
-                      ngx_http_llm_anthropic_chunk(d,
-                                         ngx_http_llm_anthropic_list(choice)))
+                                 ngx_http_llm_dialect_chunk(d,
+                                     ngx_http_llm_dialect_list(choice)))
            == 0 ? NGX_OK : NGX_ERROR;
 }
 
@@ -1436,9 +1416,9 @@ ngx_http_llm_anthropic_block_start(ngx_http_llm_decoder_t *d, json_t *data,
         }
 
         return ngx_http_llm_anthropic_emit(d, chunks,
-                                 ngx_http_llm_anthropic_obj("content",
-                                                            json_incref(text),
-                                                            NULL, NULL),
+                                 ngx_http_llm_dialect_obj("content",
+                                                          json_incref(text),
+                                                          NULL, NULL),
                                  NULL);
     }
 
@@ -1450,9 +1430,9 @@ ngx_http_llm_anthropic_block_start(ngx_http_llm_decoder_t *d, json_t *data,
         }
 
         return ngx_http_llm_anthropic_emit(d, chunks,
-                                 ngx_http_llm_anthropic_obj("reasoning",
-                                                            json_incref(text),
-                                                            NULL, NULL),
+                                 ngx_http_llm_dialect_obj("reasoning",
+                                                          json_incref(text),
+                                                          NULL, NULL),
                                  NULL);
     }
 
@@ -1478,23 +1458,23 @@ ngx_http_llm_anthropic_block_start(ngx_http_llm_decoder_t *d, json_t *data,
     input = json_object_get(block, "input");
 
     if (json_is_object(input) && json_object_size(input) != 0) {
-        args = ngx_http_llm_anthropic_dump(input);
+        args = ngx_http_llm_dialect_dump(input);
 
     } else {
         args = json_string("");
     }
 
-    call = ngx_http_llm_anthropic_obj("index", json_integer(tool),
-                                      "id", json_incref(id));
-    call = ngx_http_llm_anthropic_set(call, "type", json_string("function"));
-    call = ngx_http_llm_anthropic_set(call, "function",
-                                      ngx_http_llm_anthropic_obj("name",
+    call = ngx_http_llm_dialect_obj("index", json_integer(tool),
+                                    "id", json_incref(id));
+    call = ngx_http_llm_dialect_set(call, "type", json_string("function"));
+    call = ngx_http_llm_dialect_set(call, "function",
+                                    ngx_http_llm_dialect_obj("name",
                                                          json_incref(name),
                                                          "arguments", args));
 
     return ngx_http_llm_anthropic_emit(d, chunks,
-                                 ngx_http_llm_anthropic_obj("tool_calls",
-                                          ngx_http_llm_anthropic_list(call),
+                                 ngx_http_llm_dialect_obj("tool_calls",
+                                          ngx_http_llm_dialect_list(call),
                                           NULL, NULL),
                                  NULL);
 }
@@ -1523,9 +1503,9 @@ ngx_http_llm_anthropic_block_delta(ngx_http_llm_decoder_t *d, json_t *data,
         }
 
         return ngx_http_llm_anthropic_emit(d, chunks,
-                                 ngx_http_llm_anthropic_obj("content",
-                                                            json_incref(v),
-                                                            NULL, NULL),
+                                 ngx_http_llm_dialect_obj("content",
+                                                          json_incref(v),
+                                                          NULL, NULL),
                                  NULL);
     }
 
@@ -1537,9 +1517,9 @@ ngx_http_llm_anthropic_block_delta(ngx_http_llm_decoder_t *d, json_t *data,
         }
 
         return ngx_http_llm_anthropic_emit(d, chunks,
-                                 ngx_http_llm_anthropic_obj("reasoning",
-                                                            json_incref(v),
-                                                            NULL, NULL),
+                                 ngx_http_llm_dialect_obj("reasoning",
+                                                          json_incref(v),
+                                                          NULL, NULL),
                                  NULL);
     }
 
@@ -1558,15 +1538,15 @@ ngx_http_llm_anthropic_block_delta(ngx_http_llm_decoder_t *d, json_t *data,
             return NGX_OK;
         }
 
-        call = ngx_http_llm_anthropic_obj("index", json_integer(tool),
-                                          "function",
-                                          ngx_http_llm_anthropic_obj(
+        call = ngx_http_llm_dialect_obj("index", json_integer(tool),
+                                        "function",
+                                        ngx_http_llm_dialect_obj(
                                               "arguments", json_incref(v),
                                               NULL, NULL));
 
         return ngx_http_llm_anthropic_emit(d, chunks,
-                                 ngx_http_llm_anthropic_obj("tool_calls",
-                                          ngx_http_llm_anthropic_list(call),
+                                 ngx_http_llm_dialect_obj("tool_calls",
+                                          ngx_http_llm_dialect_list(call),
                                           NULL, NULL),
                                  NULL);
     }
@@ -1641,11 +1621,11 @@ ngx_http_llm_anthropic_message_stop(ngx_http_llm_decoder_t *d,
         return NGX_DONE;
     }
 
-    chunk = ngx_http_llm_anthropic_chunk(d, json_array());
-    chunk = ngx_http_llm_anthropic_set(chunk, "usage",
+    chunk = ngx_http_llm_dialect_chunk(d, json_array());
+    chunk = ngx_http_llm_dialect_set(chunk, "usage",
                                    ngx_http_llm_anthropic_usage_json(
-                                       d->prompt_tokens, d->completion_tokens,
-                                       d->cached_tokens));
+                                     d->prompt_tokens, d->completion_tokens,
+                                     d->cached_tokens));
 
     if (json_array_append_new(chunks, chunk) != 0) {
         return NGX_ERROR;
@@ -1672,15 +1652,15 @@ ngx_http_llm_anthropic_error(ngx_http_llm_decoder_t *d, json_t *data)
     }
 
     if (json_is_string(msg) && json_string_length(msg) != 0) {
-        ngx_http_llm_anthropic_copy(d->error, sizeof(d->error),
-                                    json_string_value(msg),
-                                    json_string_length(msg));
+        ngx_http_llm_dialect_copy(d->error, sizeof(d->error),
+                                  json_string_value(msg),
+                                  json_string_length(msg));
 
     } else {
-        ngx_http_llm_anthropic_copy(d->error, sizeof(d->error),
-                                    "the provider's stream failed",
-                                    sizeof("the provider's stream failed")
-                                    - 1);
+        ngx_http_llm_dialect_copy(d->error, sizeof(d->error),
+                                  "the provider's stream failed",
+                                  sizeof("the provider's stream failed")
+                                  - 1);
     }
 
     return NGX_ABORT;
@@ -1770,78 +1750,6 @@ ngx_http_llm_anthropic_concat(json_t *strings, const char *sep)
 }
 
 
-/* a tool's input serialized as "arguments" ("{}" when it has none) */
-
-static json_t *
-ngx_http_llm_anthropic_dump(json_t *value)
-{
-    char          *s;
-    json_t        *out;
-    json_free_t    free_fn;
-    json_malloc_t  malloc_fn;
-
-    if (value == NULL || json_is_null(value)) {
-        return json_string("{}");
-    }
-
-    s = json_dumps(value, NGX_HTTP_LLM_ANTHROPIC_JSON|JSON_ENCODE_ANY);
-    if (s == NULL) {
-        return NULL;
-    }
-
-    out = json_string(s);
-
-    json_get_alloc_funcs(&malloc_fn, &free_fn);
-    free_fn(s);
-
-    return out;
-}
-
-
-/* tool call "arguments" (a JSON text, or an object) as an object */
-
-static json_t *
-ngx_http_llm_anthropic_parse_object(json_t *value)
-{
-    json_t  *obj;
-
-    if (json_is_object(value)) {
-        return json_incref(value);
-    }
-
-    if (json_is_string(value)) {
-        obj = json_loadb(json_string_value(value), json_string_length(value),
-                         0, NULL);
-
-        if (json_is_object(obj)) {
-            return obj;
-        }
-
-        json_decref(obj);
-    }
-
-    /* empty or malformed arguments: the provider needs an object */
-
-    return json_object();
-}
-
-
-static ngx_int_t
-ngx_http_llm_anthropic_is(json_t *s, const char *lit)
-{
-    size_t  len;
-
-    if (!json_is_string(s)) {
-        return 0;
-    }
-
-    len = ngx_strlen(lit);
-
-    return json_string_length(s) == len
-           && ngx_memcmp(json_string_value(s), lit, len) == 0;
-}
-
-
 /* a string with something else than white space */
 
 static ngx_int_t
@@ -1863,167 +1771,10 @@ ngx_http_llm_anthropic_visible(json_t *s)
 }
 
 
-static json_int_t
-ngx_http_llm_anthropic_count(json_t *v)
-{
-    json_int_t  n;
-
-    if (!json_is_integer(v)) {
-        return 0;
-    }
-
-    n = json_integer_value(v);
-
-    if (n < 0) {
-        return 0;
-    }
-
-    return ngx_min(n, NGX_HTTP_LLM_ANTHROPIC_MAX_COUNT);
-}
-
-
-static json_int_t
-ngx_http_llm_anthropic_positive(json_t *v)
-{
-    double  f;
-
-    if (json_is_integer(v)) {
-        return json_integer_value(v) > 0
-               ? ngx_min(json_integer_value(v),
-                         NGX_HTTP_LLM_ANTHROPIC_MAX_COUNT)
-               : 0;
-    }
-
-    if (json_is_real(v)) {
-        f = json_real_value(v);
-
-        if (f >= 1.0 && f < (double) NGX_HTTP_LLM_ANTHROPIC_MAX_COUNT) {
-            return (json_int_t) f;
-        }
-    }
-
-    return 0;
-}
-
-
-/*
- * Copies a provider's string into a fixed buffer: cut at a NUL, and, when
- * it does not fit, at a character boundary, so the copy stays UTF-8.
- */
-
-static void
-ngx_http_llm_anthropic_copy(char *dst, size_t size, const char *src,
-    size_t len)
-{
-    size_t       n;
-    const char  *nul;
-
-    nul = memchr(src, '\0', len);
-
-    if (nul != NULL) {
-        len = nul - src;
-    }
-
-    n = ngx_min(len, size - 1);
-
-    if (n < len) {
-        while (n > 0 && (((u_char) src[n]) & 0xc0) == 0x80) {
-            n--;
-        }
-    }
-
-    ngx_memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
-
-/* an id for an answer that came without one */
-
-static void
-ngx_http_llm_anthropic_make_id(char *dst, size_t size)
-{
-    static unsigned  seq;
-
-    snprintf(dst, size, "chatcmpl-%lx%04x", (unsigned long) time(NULL),
-             (seq++) & 0xffff);
-}
-
-
-/* a canonical chunk around "choices" (stolen) */
-
-static json_t *
-ngx_http_llm_anthropic_chunk(ngx_http_llm_decoder_t *d, json_t *choices)
-{
-    json_t  *chunk;
-
-    chunk = ngx_http_llm_anthropic_obj("id", json_string(d->id),
-                                       "object",
-                                       json_string("chat.completion.chunk"));
-    chunk = ngx_http_llm_anthropic_set(chunk, "created",
-                                       json_integer(d->created));
-
-    return ngx_http_llm_anthropic_set(chunk, "choices", choices);
-}
-
-
-/*
- * Building JSON without json_pack(), whose error paths in jansson 2.14
- * misread their arguments when a nested value is missing.  Every value is
- * stolen, also on failure, and a NULL object or value makes the result
- * NULL: a chain of calls needs one check at its end.
- */
-
-static json_t *
-ngx_http_llm_anthropic_set(json_t *obj, const char *key, json_t *value)
-{
-    if (json_object_set_new(obj, key, value) != 0) {
-        json_decref(obj);
-        return NULL;
-    }
-
-    return obj;
-}
-
-
-static json_t *
-ngx_http_llm_anthropic_obj(const char *k1, json_t *v1, const char *k2,
-    json_t *v2)
-{
-    json_t  *obj;
-
-    obj = ngx_http_llm_anthropic_set(json_object(), k1, v1);
-
-    if (k2 == NULL) {
-        json_decref(v2);
-        return obj;
-    }
-
-    return ngx_http_llm_anthropic_set(obj, k2, v2);
-}
-
-
 /* {"type": value} */
 
 static json_t *
 ngx_http_llm_anthropic_one(json_t *value)
 {
-    return ngx_http_llm_anthropic_obj("type", value, NULL, NULL);
-}
-
-
-/* [value] */
-
-static json_t *
-ngx_http_llm_anthropic_list(json_t *value)
-{
-    json_t  *list;
-
-    list = json_array();
-
-    if (json_array_append_new(list, value) != 0) {
-        json_decref(list);
-        return NULL;
-    }
-
-    return list;
+    return ngx_http_llm_dialect_obj("type", value, NULL, NULL);
 }

@@ -85,7 +85,6 @@ static ngx_int_t ngx_http_llm_auto_raw(ngx_http_request_t *r,
     ngx_http_llm_auto_input_t *in);
 static ngx_uint_t ngx_http_llm_auto_is(ngx_http_llm_member_t *m,
     const char *s);
-static ngx_uint_t ngx_http_llm_auto_json_is(json_t *v, const char *s);
 static void ngx_http_llm_auto_text(json_t *content, size_t *len,
     ngx_uint_t *images);
 
@@ -561,7 +560,7 @@ ngx_http_llm_auto_join(ngx_http_request_t *r, ngx_http_llm_auto_input_t *in)
     json_array_foreach(in->messages, i, msg) {
 
         content = json_object_get(msg, "content");
-        user = ngx_http_llm_auto_json_is(json_object_get(msg, "role"), "user");
+        user = ngx_http_llm_dialect_is(json_object_get(msg, "role"), "user");
 
         if (i) {
             *p++ = '\n';
@@ -622,9 +621,9 @@ ngx_http_llm_auto_text(json_t *content, size_t *len, ngx_uint_t *images)
 
         t = json_object_get(part, "type");
 
-        if (ngx_http_llm_auto_json_is(t, "image_url")
-            || ngx_http_llm_auto_json_is(t, "image")
-            || ngx_http_llm_auto_json_is(t, "input_image"))
+        if (ngx_http_llm_dialect_is(t, "image_url")
+            || ngx_http_llm_dialect_is(t, "image")
+            || ngx_http_llm_dialect_is(t, "input_image"))
         {
             *images = 1;
         }
@@ -804,22 +803,4 @@ ngx_http_llm_auto_is(ngx_http_llm_member_t *m, const char *s)
     end = ngx_http_llm_scan_unescape(buf, m->value + 1, m->value_len - 2);
 
     return (size_t) (end - buf) == len && ngx_strncmp(buf, s, len) == 0;
-}
-
-
-/* a JSON string equal to "s", the whole of it */
-
-static ngx_uint_t
-ngx_http_llm_auto_json_is(json_t *v, const char *s)
-{
-    size_t  len;
-
-    if (!json_is_string(v)) {
-        return 0;
-    }
-
-    len = ngx_strlen(s);
-
-    return json_string_length(v) == len
-           && ngx_strncmp(json_string_value(v), s, len) == 0;
 }

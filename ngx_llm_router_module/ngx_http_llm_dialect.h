@@ -191,4 +191,23 @@ ngx_int_t ngx_http_llm_messages_end(ngx_http_llm_encoder_t *e,
     json_t *events);
 
 
+/* JSON helpers the translations share (ngx_http_llm_dialect.c) */
+
+json_t *ngx_http_llm_dialect_dump(json_t *value);
+json_t *ngx_http_llm_dialect_parse_object(json_t *value);
+ngx_int_t ngx_http_llm_dialect_is(json_t *s, const char *lit);
+json_int_t ngx_http_llm_dialect_count(json_t *v);
+json_int_t ngx_http_llm_dialect_positive(json_t *v);
+void ngx_http_llm_dialect_copy(char *dst, size_t size, const char *src,
+    size_t len);
+void ngx_http_llm_dialect_make_id(char *dst, size_t size);
+json_t *ngx_http_llm_dialect_set(json_t *obj, const char *key,
+    json_t *value);
+json_t *ngx_http_llm_dialect_obj(const char *k1, json_t *v1, const char *k2,
+    json_t *v2);
+json_t *ngx_http_llm_dialect_list(json_t *value);
+json_t *ngx_http_llm_dialect_chunk(ngx_http_llm_decoder_t *d,
+    json_t *choices);
+
+
 #endif /* _NGX_HTTP_LLM_DIALECT_H_INCLUDED_ */

@@ -20,11 +20,6 @@
  */
 
 
-#define NGX_HTTP_LLM_GEMINI_JSON       (JSON_COMPACT|JSON_REAL_PRECISION(15))
-
-/* token counts are clamped: no overflow when they are added */
-#define NGX_HTTP_LLM_GEMINI_MAX_COUNT  ((json_int_t) 1 << 50)
-
 /* candidate indexes beyond this are replaced by their position */
 #define NGX_HTTP_LLM_GEMINI_MAX_INDEX  1024
 
@@ -86,8 +81,6 @@ static ngx_int_t ngx_http_llm_gemini_candidate(ngx_http_llm_decoder_t *d,
     json_t *cand, ngx_int_t index, json_t *chunks);
 static ngx_int_t ngx_http_llm_gemini_emit(ngx_http_llm_decoder_t *d,
     json_t *chunks, ngx_int_t index, json_t *delta, const char *finish);
-static json_t *ngx_http_llm_gemini_chunk(ngx_http_llm_decoder_t *d,
-    json_t *choices);
 static ngx_int_t ngx_http_llm_gemini_index(json_t *cand, size_t i);
 static json_int_t ngx_http_llm_gemini_time(json_t *v);
 static ngx_int_t ngx_http_llm_gemini_digits(const char *p, size_t n);
@@ -97,19 +90,6 @@ static const char *ngx_http_llm_gemini_guess_type(const char *url,
     size_t len);
 static json_t *ngx_http_llm_gemini_text(json_t *content);
 static json_t *ngx_http_llm_gemini_concat(json_t *strings);
-static json_t *ngx_http_llm_gemini_dump(json_t *value);
-static json_t *ngx_http_llm_gemini_parse_object(json_t *value);
-static ngx_int_t ngx_http_llm_gemini_is(json_t *s, const char *lit);
-static json_int_t ngx_http_llm_gemini_count(json_t *v);
-static json_int_t ngx_http_llm_gemini_positive(json_t *v);
-static void ngx_http_llm_gemini_copy(char *dst, size_t size, const char *src,
-    size_t len);
-static void ngx_http_llm_gemini_make_id(char *dst, size_t size);
-static json_t *ngx_http_llm_gemini_set(json_t *obj, const char *key,
-    json_t *value);
-static json_t *ngx_http_llm_gemini_obj(const char *k1, json_t *v1,
-    const char *k2, json_t *v2);
-static json_t *ngx_http_llm_gemini_list(json_t *value);
 
 
 json_t *
@@ -256,9 +236,9 @@ ngx_http_llm_gemini_contents(json_t *req, json_t *out, const char **err)
 
     if (json_array_size(system) != 0
         && json_object_set_new(out, "systemInstruction",
-                               ngx_http_llm_gemini_obj("parts",
-                                                       json_incref(system),
-                                                       NULL, NULL))
+                               ngx_http_llm_dialect_obj("parts",
+                                                        json_incref(system),
+                                                        NULL, NULL))
            != 0)
     {
         goto nomem;
@@ -303,8 +283,8 @@ ngx_http_llm_gemini_add(json_t *list, json_t **last, const char *role,
                == 0 ? NGX_OK : NGX_ERROR;
     }
 
-    turn = ngx_http_llm_gemini_obj("role", json_string(role),
-                                   "parts", json_incref(parts));
+    turn = ngx_http_llm_dialect_obj("role", json_string(role),
+                                    "parts", json_incref(parts));
 
     if (json_array_append_new(list, turn) != 0) {
         return NGX_ERROR;
@@ -336,7 +316,7 @@ ngx_http_llm_gemini_content(json_t *content, json_t *parts, ngx_uint_t allow,
         }
 
         if (json_array_append_new(parts,
-                                  ngx_http_llm_gemini_obj("text",
+                                  ngx_http_llm_dialect_obj("text",
                                                         json_incref(content),
                                                         NULL, NULL))
             != 0)
@@ -395,7 +375,7 @@ ngx_http_llm_gemini_part(json_t *part, json_t *parts, ngx_uint_t allow,
             return NGX_OK;
         }
 
-        out = ngx_http_llm_gemini_obj("text", json_incref(text), NULL, NULL);
+        out = ngx_http_llm_dialect_obj("text", json_incref(text), NULL, NULL);
 
     } else if (!(allow & NGX_HTTP_LLM_GEMINI_MEDIA)) {
 
@@ -489,18 +469,18 @@ ngx_http_llm_gemini_media(json_t *url, ngx_uint_t image, const char **err)
     }
 
     if (rc == NGX_OK) {
-        part = ngx_http_llm_gemini_obj("inlineData",
-                                       ngx_http_llm_gemini_obj("mimeType",
+        part = ngx_http_llm_dialect_obj("inlineData",
+                                        ngx_http_llm_dialect_obj("mimeType",
                                                                mime,
                                                                "data", data),
-                                       NULL, NULL);
+                                        NULL, NULL);
 
     } else if (image) {
-        uri = ngx_http_llm_gemini_obj("mimeType",
+        uri = ngx_http_llm_dialect_obj("mimeType",
                           json_string(ngx_http_llm_gemini_guess_type(s, len)),
                           "fileUri", json_incref(url));
 
-        part = ngx_http_llm_gemini_obj("fileData", uri, NULL, NULL);
+        part = ngx_http_llm_dialect_obj("fileData", uri, NULL, NULL);
 
     } else {
         *err = "a file must be a base64 data: URL";
@@ -541,12 +521,12 @@ ngx_http_llm_gemini_audio(json_t *audio, const char **err)
 
     snprintf(mime, sizeof(mime), "audio/%s", f);
 
-    part = ngx_http_llm_gemini_obj("inlineData",
-                                   ngx_http_llm_gemini_obj("mimeType",
+    part = ngx_http_llm_dialect_obj("inlineData",
+                                    ngx_http_llm_dialect_obj("mimeType",
                                                            json_string(mime),
                                                            "data",
                                                            json_incref(data)),
-                                   NULL, NULL);
+                                    NULL, NULL);
     if (part == NULL) {
         *err = "out of memory";
     }
@@ -582,7 +562,7 @@ ngx_http_llm_gemini_calls(json_t *msg, json_t *parts, json_t *names,
 
         type = json_object_get(call, "type");
 
-        if (type != NULL && !ngx_http_llm_gemini_is(type, "function")) {
+        if (type != NULL && !ngx_http_llm_dialect_is(type, "function")) {
             continue;
         }
 
@@ -595,14 +575,14 @@ ngx_http_llm_gemini_calls(json_t *msg, json_t *parts, json_t *names,
             return NGX_DECLINED;
         }
 
-        args = ngx_http_llm_gemini_parse_object(json_object_get(fn,
+        args = ngx_http_llm_dialect_parse_object(json_object_get(fn,
                                                                "arguments"));
 
-        part = ngx_http_llm_gemini_obj("functionCall",
-                                       ngx_http_llm_gemini_obj("name",
+        part = ngx_http_llm_dialect_obj("functionCall",
+                                        ngx_http_llm_dialect_obj("name",
                                                           json_incref(name),
                                                           "args", args),
-                                       NULL, NULL);
+                                        NULL, NULL);
 
         if (json_array_append_new(parts, part) != 0) {
             goto nomem;
@@ -666,18 +646,18 @@ ngx_http_llm_gemini_result(json_t *msg, json_t *parts, json_t *names,
 
     if (!json_is_object(response)) {
         json_decref(response);
-        response = ngx_http_llm_gemini_obj("content", json_incref(text),
-                                           NULL, NULL);
+        response = ngx_http_llm_dialect_obj("content", json_incref(text),
+                                            NULL, NULL);
     }
 
     json_decref(text);
 
-    part = ngx_http_llm_gemini_obj("functionResponse",
-                                   ngx_http_llm_gemini_obj("name",
+    part = ngx_http_llm_dialect_obj("functionResponse",
+                                    ngx_http_llm_dialect_obj("name",
                                                           json_incref(name),
                                                           "response",
                                                           response),
-                                   NULL, NULL);
+                                    NULL, NULL);
 
     if (json_array_append_new(parts, part) != 0) {
         goto nomem;
@@ -707,10 +687,10 @@ ngx_http_llm_gemini_config(json_t *req, json_t *out, const char **err)
         goto nomem;
     }
 
-    n = ngx_http_llm_gemini_positive(json_object_get(req,
+    n = ngx_http_llm_dialect_positive(json_object_get(req,
                                                      "max_completion_tokens"));
     if (n == 0) {
-        n = ngx_http_llm_gemini_positive(json_object_get(req, "max_tokens"));
+        n = ngx_http_llm_dialect_positive(json_object_get(req, "max_tokens"));
     }
 
     if (n != 0
@@ -792,8 +772,8 @@ ngx_http_llm_gemini_config(json_t *req, json_t *out, const char **err)
     v = json_object_get(req, "response_format");
     fmt = json_object_get(v, "type");
 
-    if (ngx_http_llm_gemini_is(fmt, "json_object")
-        || ngx_http_llm_gemini_is(fmt, "json_schema"))
+    if (ngx_http_llm_dialect_is(fmt, "json_object")
+        || ngx_http_llm_dialect_is(fmt, "json_schema"))
     {
         if (json_object_set_new(cfg, "responseMimeType",
                                 json_string("application/json"))
@@ -877,8 +857,8 @@ ngx_http_llm_gemini_tools(json_t *req, json_t *out, const char **err)
         }
 
         if (json_object_get(tool, "type") != NULL
-            && !ngx_http_llm_gemini_is(json_object_get(tool, "type"),
-                                       "function"))
+            && !ngx_http_llm_dialect_is(json_object_get(tool, "type"),
+                                        "function"))
         {
             continue;
         }
@@ -892,13 +872,13 @@ ngx_http_llm_gemini_tools(json_t *req, json_t *out, const char **err)
             return NGX_DECLINED;
         }
 
-        decl = ngx_http_llm_gemini_obj("name", json_incref(name), NULL, NULL);
+        decl = ngx_http_llm_dialect_obj("name", json_incref(name), NULL, NULL);
 
         desc = json_object_get(fn, "description");
 
         if (json_is_string(desc)) {
-            decl = ngx_http_llm_gemini_set(decl, "description",
-                                           json_incref(desc));
+            decl = ngx_http_llm_dialect_set(decl, "description",
+                                            json_incref(desc));
         }
 
         params = json_object_get(fn, "parameters");
@@ -915,7 +895,7 @@ ngx_http_llm_gemini_tools(json_t *req, json_t *out, const char **err)
                 json_decref(params);
 
             } else {
-                decl = ngx_http_llm_gemini_set(decl, "parameters", params);
+                decl = ngx_http_llm_dialect_set(decl, "parameters", params);
             }
         }
 
@@ -931,8 +911,8 @@ ngx_http_llm_gemini_tools(json_t *req, json_t *out, const char **err)
     }
 
     if (json_object_set_new(out, "tools",
-                            ngx_http_llm_gemini_list(
-                                ngx_http_llm_gemini_obj(
+                            ngx_http_llm_dialect_list(
+                                ngx_http_llm_dialect_obj(
                                     "functionDeclarations", list,
                                     NULL, NULL)))
         != 0)
@@ -1001,14 +981,15 @@ ngx_http_llm_gemini_tool_config(json_t *req)
         return NULL;
     }
 
-    fcc = ngx_http_llm_gemini_obj("mode", json_string(mode), NULL, NULL);
+    fcc = ngx_http_llm_dialect_obj("mode", json_string(mode), NULL, NULL);
 
     if (name != NULL) {
-        fcc = ngx_http_llm_gemini_set(fcc, "allowedFunctionNames",
-                                   ngx_http_llm_gemini_list(json_incref(name)));
+        fcc = ngx_http_llm_dialect_set(fcc, "allowedFunctionNames",
+                                       ngx_http_llm_dialect_list(
+                                           json_incref(name)));
     }
 
-    return ngx_http_llm_gemini_obj("functionCallingConfig", fcc, NULL, NULL);
+    return ngx_http_llm_dialect_obj("functionCallingConfig", fcc, NULL, NULL);
 }
 
 
@@ -1038,7 +1019,7 @@ ngx_http_llm_gemini_parameters(json_t *params)
 
     props = json_object_get(s, "properties");
 
-    if (ngx_http_llm_gemini_is(json_object_get(s, "type"), "object")
+    if (ngx_http_llm_dialect_is(json_object_get(s, "type"), "object")
         && json_object_size(props) == 0)
     {
         json_object_clear(s);
@@ -1079,8 +1060,8 @@ ngx_http_llm_gemini_schema(ngx_http_llm_gemini_schema_t *ctx, json_t *s,
         for (n = 0; n < ctx->refs; n++) {
             if (ctx->ref[n] == sub) {
                 /* a recursive schema: cut at its first repetition */
-                return ngx_http_llm_gemini_set(out, "type",
-                                               json_string("object"));
+                return ngx_http_llm_dialect_set(out, "type",
+                                                json_string("object"));
             }
         }
 
@@ -1099,8 +1080,8 @@ ngx_http_llm_gemini_schema(ngx_http_llm_gemini_schema_t *ctx, json_t *s,
         v = json_object_get(s, "description");
 
         if (out != NULL && json_is_string(v)) {
-            out = ngx_http_llm_gemini_set(out, "description",
-                                          json_incref(v));
+            out = ngx_http_llm_dialect_set(out, "description",
+                                           json_incref(v));
         }
 
         return out;
@@ -1111,7 +1092,7 @@ ngx_http_llm_gemini_schema(ngx_http_llm_gemini_schema_t *ctx, json_t *s,
         if (ngx_strcmp(key, "type") == 0) {
 
             if (json_is_string(v)) {
-                out = ngx_http_llm_gemini_set(out, "type", json_incref(v));
+                out = ngx_http_llm_dialect_set(out, "type", json_incref(v));
 
             } else if (json_is_array(v) && json_array_size(v) < ctx->work) {
                 ctx->work -= json_array_size(v);
@@ -1119,7 +1100,7 @@ ngx_http_llm_gemini_schema(ngx_http_llm_gemini_schema_t *ctx, json_t *s,
                 t = NULL;
 
                 json_array_foreach(v, i, sub) {
-                    if (ngx_http_llm_gemini_is(sub, "null")) {
+                    if (ngx_http_llm_dialect_is(sub, "null")) {
                         nullable = 1;
 
                     } else if (t == NULL && json_is_string(sub)) {
@@ -1128,13 +1109,13 @@ ngx_http_llm_gemini_schema(ngx_http_llm_gemini_schema_t *ctx, json_t *s,
                 }
 
                 if (t != NULL) {
-                    out = ngx_http_llm_gemini_set(out, "type",
-                                                  json_incref(t));
+                    out = ngx_http_llm_dialect_set(out, "type",
+                                                   json_incref(t));
                 }
 
                 if (nullable) {
-                    out = ngx_http_llm_gemini_set(out, "nullable",
-                                                  json_true());
+                    out = ngx_http_llm_dialect_set(out, "nullable",
+                                                   json_true());
                 }
             }
 
@@ -1142,14 +1123,14 @@ ngx_http_llm_gemini_schema(ngx_http_llm_gemini_schema_t *ctx, json_t *s,
 
             /* Gemini knows only these formats */
 
-            if (ngx_http_llm_gemini_is(v, "enum")
-                || ngx_http_llm_gemini_is(v, "date-time")
-                || ngx_http_llm_gemini_is(v, "float")
-                || ngx_http_llm_gemini_is(v, "double")
-                || ngx_http_llm_gemini_is(v, "int32")
-                || ngx_http_llm_gemini_is(v, "int64"))
+            if (ngx_http_llm_dialect_is(v, "enum")
+                || ngx_http_llm_dialect_is(v, "date-time")
+                || ngx_http_llm_dialect_is(v, "float")
+                || ngx_http_llm_dialect_is(v, "double")
+                || ngx_http_llm_dialect_is(v, "int32")
+                || ngx_http_llm_dialect_is(v, "int64"))
             {
-                out = ngx_http_llm_gemini_set(out, "format", json_incref(v));
+                out = ngx_http_llm_dialect_set(out, "format", json_incref(v));
             }
 
         } else if (ngx_strcmp(key, "enum") == 0) {
@@ -1172,14 +1153,15 @@ ngx_http_llm_gemini_schema(ngx_http_llm_gemini_schema_t *ctx, json_t *s,
             }
 
             if (strings) {
-                out = ngx_http_llm_gemini_set(out, "enum", json_incref(v));
+                out = ngx_http_llm_dialect_set(out, "enum", json_incref(v));
             }
 
         } else if (ngx_strcmp(key, "const") == 0) {
 
             if (json_is_string(v) && json_object_get(s, "enum") == NULL) {
-                out = ngx_http_llm_gemini_set(out, "enum",
-                                      ngx_http_llm_gemini_list(json_incref(v)));
+                out = ngx_http_llm_dialect_set(out, "enum",
+                                               ngx_http_llm_dialect_list(
+                                                   json_incref(v)));
             }
 
         } else if (ngx_strcmp(key, "properties") == 0) {
@@ -1204,12 +1186,12 @@ ngx_http_llm_gemini_schema(ngx_http_llm_gemini_schema_t *ctx, json_t *s,
                 }
             }
 
-            out = ngx_http_llm_gemini_set(out, "properties", props);
+            out = ngx_http_llm_dialect_set(out, "properties", props);
 
         } else if (ngx_strcmp(key, "items") == 0) {
 
             if (json_is_object(v)) {
-                out = ngx_http_llm_gemini_set(out, "items",
+                out = ngx_http_llm_dialect_set(out, "items",
                                   ngx_http_llm_gemini_schema(ctx, v,
                                                              depth + 1));
             }
@@ -1239,7 +1221,7 @@ ngx_http_llm_gemini_schema(ngx_http_llm_gemini_schema_t *ctx, json_t *s,
                 }
             }
 
-            out = ngx_http_llm_gemini_set(out, "anyOf", list);
+            out = ngx_http_llm_dialect_set(out, "anyOf", list);
 
         } else if (ngx_strcmp(key, "title") == 0
                    || ngx_strcmp(key, "description") == 0
@@ -1258,7 +1240,7 @@ ngx_http_llm_gemini_schema(ngx_http_llm_gemini_schema_t *ctx, json_t *s,
                    || ngx_strcmp(key, "example") == 0
                    || ngx_strcmp(key, "propertyOrdering") == 0)
         {
-            out = ngx_http_llm_gemini_set(out, key, json_incref(v));
+            out = ngx_http_llm_dialect_set(out, key, json_incref(v));
         }
 
         if (out == NULL) {
@@ -1271,10 +1253,10 @@ ngx_http_llm_gemini_schema(ngx_http_llm_gemini_schema_t *ctx, json_t *s,
     if (json_object_get(out, "type") == NULL) {
 
         if (json_object_get(out, "enum") != NULL) {
-            out = ngx_http_llm_gemini_set(out, "type", json_string("string"));
+            out = ngx_http_llm_dialect_set(out, "type", json_string("string"));
 
         } else if (json_object_get(out, "properties") != NULL) {
-            out = ngx_http_llm_gemini_set(out, "type", json_string("object"));
+            out = ngx_http_llm_dialect_set(out, "type", json_string("object"));
         }
     }
 
@@ -1368,14 +1350,14 @@ ngx_http_llm_gemini_response(json_t *resp, const char **err)
         reason = json_object_get(json_object_get(resp, "promptFeedback"),
                                  "blockReason");
 
-        choice = ngx_http_llm_gemini_obj("index", json_integer(0),
+        choice = ngx_http_llm_dialect_obj("index", json_integer(0),
                               "message",
-                              ngx_http_llm_gemini_obj("role",
-                                                      json_string("assistant"),
-                                                      "content",
-                                                      json_string("")));
-        choice = ngx_http_llm_gemini_set(choice, "finish_reason",
-                                         json_string(json_is_string(reason)
+                              ngx_http_llm_dialect_obj("role",
+                                                       json_string("assistant"),
+                                                       "content",
+                                                       json_string("")));
+        choice = ngx_http_llm_dialect_set(choice, "finish_reason",
+                                          json_string(json_is_string(reason)
                                                      ? "content_filter"
                                                      : "stop"));
 
@@ -1387,11 +1369,11 @@ ngx_http_llm_gemini_response(json_t *resp, const char **err)
     id = json_object_get(resp, "responseId");
 
     if (json_is_string(id) && json_string_length(id) != 0) {
-        ngx_http_llm_gemini_copy(idbuf, sizeof(idbuf), json_string_value(id),
-                                 json_string_length(id));
+        ngx_http_llm_dialect_copy(idbuf, sizeof(idbuf), json_string_value(id),
+                                  json_string_length(id));
 
     } else {
-        ngx_http_llm_gemini_make_id(idbuf, sizeof(idbuf));
+        ngx_http_llm_dialect_make_id(idbuf, sizeof(idbuf));
     }
 
     created = ngx_http_llm_gemini_time(json_object_get(resp, "createTime"));
@@ -1405,11 +1387,11 @@ ngx_http_llm_gemini_response(json_t *resp, const char **err)
 
     usage = ngx_http_llm_gemini_usage_json(prompt, completion, cached);
 
-    out = ngx_http_llm_gemini_obj("id", json_string(idbuf),
-                                  "object", json_string("chat.completion"));
-    out = ngx_http_llm_gemini_set(out, "created", json_integer(created));
-    out = ngx_http_llm_gemini_set(out, "choices", choices);
-    out = ngx_http_llm_gemini_set(out, "usage", usage);
+    out = ngx_http_llm_dialect_obj("id", json_string(idbuf),
+                                   "object", json_string("chat.completion"));
+    out = ngx_http_llm_dialect_set(out, "created", json_integer(created));
+    out = ngx_http_llm_dialect_set(out, "choices", choices);
+    out = ngx_http_llm_dialect_set(out, "usage", usage);
 
     if (out == NULL) {
         *err = "out of memory";
@@ -1490,22 +1472,22 @@ ngx_http_llm_gemini_choice(json_t *cand, ngx_int_t index)
 
     /* "content" is null when the answer is only function calls */
 
-    msg = ngx_http_llm_gemini_obj("role", json_string("assistant"),
-                                  "content", text ? text : json_null());
+    msg = ngx_http_llm_dialect_obj("role", json_string("assistant"),
+                                   "content", text ? text : json_null());
 
     if (json_array_size(thoughts) != 0) {
-        msg = ngx_http_llm_gemini_set(msg, "reasoning",
-                                      ngx_http_llm_gemini_concat(thoughts));
+        msg = ngx_http_llm_dialect_set(msg, "reasoning",
+                                       ngx_http_llm_gemini_concat(thoughts));
     }
 
     if (json_array_size(calls) != 0) {
-        msg = ngx_http_llm_gemini_set(msg, "tool_calls", json_incref(calls));
+        msg = ngx_http_llm_dialect_set(msg, "tool_calls", json_incref(calls));
     }
 
-    choice = ngx_http_llm_gemini_obj("index", json_integer(index),
-                                     "message", msg);
-    choice = ngx_http_llm_gemini_set(choice, "finish_reason",
-                                     json_string(finish));
+    choice = ngx_http_llm_dialect_obj("index", json_integer(index),
+                                      "message", msg);
+    choice = ngx_http_llm_dialect_set(choice, "finish_reason",
+                                      json_string(finish));
 
     json_decref(texts);
     json_decref(thoughts);
@@ -1578,18 +1560,18 @@ ngx_http_llm_gemini_call(json_t *fc, json_int_t index, ngx_int_t tool)
     }
 
     call = (index >= 0)
-           ? ngx_http_llm_gemini_obj("index", json_integer(index), NULL, NULL)
+           ? ngx_http_llm_dialect_obj("index", json_integer(index), NULL, NULL)
            : json_object();
 
-    call = ngx_http_llm_gemini_set(call, "id", id);
-    call = ngx_http_llm_gemini_set(call, "type", json_string("function"));
+    call = ngx_http_llm_dialect_set(call, "id", id);
+    call = ngx_http_llm_dialect_set(call, "type", json_string("function"));
 
-    return ngx_http_llm_gemini_set(call, "function",
-               ngx_http_llm_gemini_obj("name",
-                                       json_is_string(name) ? json_incref(name)
-                                                            : json_string(""),
-                                       "arguments",
-                                       ngx_http_llm_gemini_dump(
+    return ngx_http_llm_dialect_set(call, "function",
+               ngx_http_llm_dialect_obj("name",
+                                        json_is_string(name) ? json_incref(name)
+                                                             : json_string(""),
+                                        "arguments",
+                                        ngx_http_llm_dialect_dump(
                                            json_object_get(fc, "args"))));
 }
 
@@ -1603,15 +1585,15 @@ static void
 ngx_http_llm_gemini_counts(json_t *usage, int64_t *prompt,
     int64_t *completion, int64_t *cached)
 {
-    *prompt = ngx_http_llm_gemini_count(json_object_get(usage,
+    *prompt = ngx_http_llm_dialect_count(json_object_get(usage,
                                                         "promptTokenCount"))
-              + ngx_http_llm_gemini_count(json_object_get(usage,
+              + ngx_http_llm_dialect_count(json_object_get(usage,
                                                   "toolUsePromptTokenCount"));
-    *completion = ngx_http_llm_gemini_count(json_object_get(usage,
+    *completion = ngx_http_llm_dialect_count(json_object_get(usage,
                                                     "candidatesTokenCount"))
-                  + ngx_http_llm_gemini_count(json_object_get(usage,
+                  + ngx_http_llm_dialect_count(json_object_get(usage,
                                                     "thoughtsTokenCount"));
-    *cached = ngx_http_llm_gemini_count(json_object_get(usage,
+    *cached = ngx_http_llm_dialect_count(json_object_get(usage,
                                                    "cachedContentTokenCount"));
 }
 
@@ -1622,15 +1604,15 @@ ngx_http_llm_gemini_usage_json(int64_t prompt, int64_t completion,
 {
     json_t  *usage;
 
-    usage = ngx_http_llm_gemini_obj("prompt_tokens", json_integer(prompt),
-                                    "completion_tokens",
-                                    json_integer(completion));
-    usage = ngx_http_llm_gemini_set(usage, "total_tokens",
-                                    json_integer(prompt + completion));
+    usage = ngx_http_llm_dialect_obj("prompt_tokens", json_integer(prompt),
+                                     "completion_tokens",
+                                     json_integer(completion));
+    usage = ngx_http_llm_dialect_set(usage, "total_tokens",
+                                     json_integer(prompt + completion));
 
     if (cached > 0) {
-        usage = ngx_http_llm_gemini_set(usage, "prompt_tokens_details",
-                                        ngx_http_llm_gemini_obj(
+        usage = ngx_http_llm_dialect_set(usage, "prompt_tokens_details",
+                                         ngx_http_llm_dialect_obj(
                                             "cached_tokens",
                                             json_integer(cached),
                                             NULL, NULL));
@@ -1666,15 +1648,15 @@ ngx_http_llm_gemini_event(ngx_http_llm_decoder_t *d, json_t *data,
         }
 
         if (json_is_string(msg) && json_string_length(msg) != 0) {
-            ngx_http_llm_gemini_copy(d->error, sizeof(d->error),
-                                     json_string_value(msg),
-                                     json_string_length(msg));
+            ngx_http_llm_dialect_copy(d->error, sizeof(d->error),
+                                      json_string_value(msg),
+                                      json_string_length(msg));
 
         } else {
-            ngx_http_llm_gemini_copy(d->error, sizeof(d->error),
-                                     "the provider's stream failed",
-                                     sizeof("the provider's stream failed")
-                                     - 1);
+            ngx_http_llm_dialect_copy(d->error, sizeof(d->error),
+                                      "the provider's stream failed",
+                                      sizeof("the provider's stream failed")
+                                      - 1);
         }
 
         return NGX_ABORT;
@@ -1737,16 +1719,16 @@ ngx_http_llm_gemini_event(ngx_http_llm_decoder_t *d, json_t *data,
     v = json_object_get(usage, "promptTokenCount");
 
     if (json_is_integer(v)) {
-        d->prompt_tokens = ngx_http_llm_gemini_count(v)
-                           + ngx_http_llm_gemini_count(json_object_get(usage,
+        d->prompt_tokens = ngx_http_llm_dialect_count(v)
+                           + ngx_http_llm_dialect_count(json_object_get(usage,
                                                   "toolUsePromptTokenCount"));
     }
 
     v = json_object_get(usage, "candidatesTokenCount");
 
     if (json_is_integer(v)) {
-        d->completion_tokens = ngx_http_llm_gemini_count(v)
-                               + ngx_http_llm_gemini_count(
+        d->completion_tokens = ngx_http_llm_dialect_count(v)
+                               + ngx_http_llm_dialect_count(
                                      json_object_get(usage,
                                                      "thoughtsTokenCount"));
     }
@@ -1754,16 +1736,16 @@ ngx_http_llm_gemini_event(ngx_http_llm_decoder_t *d, json_t *data,
     v = json_object_get(usage, "cachedContentTokenCount");
 
     if (json_is_integer(v)) {
-        d->cached_tokens = ngx_http_llm_gemini_count(v);
+        d->cached_tokens = ngx_http_llm_dialect_count(v);
     }
 
     if (!d->finished) {
         return NGX_OK;
     }
 
-    chunk = ngx_http_llm_gemini_chunk(d, json_array());
-    chunk = ngx_http_llm_gemini_set(chunk, "usage",
-                                    ngx_http_llm_gemini_usage_json(
+    chunk = ngx_http_llm_dialect_chunk(d, json_array());
+    chunk = ngx_http_llm_dialect_set(chunk, "usage",
+                                     ngx_http_llm_gemini_usage_json(
                                         d->prompt_tokens,
                                         d->completion_tokens,
                                         d->cached_tokens));
@@ -1793,11 +1775,11 @@ ngx_http_llm_gemini_start(ngx_http_llm_decoder_t *d, json_t *data,
     id = json_object_get(data, "responseId");
 
     if (json_is_string(id) && json_string_length(id) != 0) {
-        ngx_http_llm_gemini_copy(d->id, sizeof(d->id), json_string_value(id),
-                                 json_string_length(id));
+        ngx_http_llm_dialect_copy(d->id, sizeof(d->id), json_string_value(id),
+                                  json_string_length(id));
 
     } else if (d->id[0] == '\0') {
-        ngx_http_llm_gemini_make_id(d->id, sizeof(d->id));
+        ngx_http_llm_dialect_make_id(d->id, sizeof(d->id));
     }
 
     if (d->created == 0) {
@@ -1810,9 +1792,9 @@ ngx_http_llm_gemini_start(ngx_http_llm_decoder_t *d, json_t *data,
     }
 
     if (ngx_http_llm_gemini_emit(d, chunks, 0,
-                        ngx_http_llm_gemini_obj("role",
-                                                json_string("assistant"),
-                                                "content", json_string("")),
+                        ngx_http_llm_dialect_obj("role",
+                                                 json_string("assistant"),
+                                                 "content", json_string("")),
                         NULL)
         != NGX_OK)
     {
@@ -1853,7 +1835,7 @@ ngx_http_llm_gemini_candidate(ngx_http_llm_decoder_t *d, json_t *cand,
                 continue;
             }
 
-            delta = ngx_http_llm_gemini_obj(
+            delta = ngx_http_llm_dialect_obj(
                         json_is_true(json_object_get(part, "thought"))
                         ? "reasoning" : "content",
                         json_incref(text), NULL, NULL);
@@ -1862,8 +1844,8 @@ ngx_http_llm_gemini_candidate(ngx_http_llm_decoder_t *d, json_t *cand,
 
             tool = d->tools++;
 
-            delta = ngx_http_llm_gemini_obj("tool_calls",
-                                  ngx_http_llm_gemini_list(
+            delta = ngx_http_llm_dialect_obj("tool_calls",
+                                  ngx_http_llm_dialect_list(
                                       ngx_http_llm_gemini_call(fc, tool,
                                                                tool)),
                                   NULL, NULL);
@@ -1907,33 +1889,16 @@ ngx_http_llm_gemini_emit(ngx_http_llm_decoder_t *d, json_t *chunks,
 {
     json_t  *choice;
 
-    choice = ngx_http_llm_gemini_obj("index", json_integer(index),
-                                     "delta", delta);
-    choice = ngx_http_llm_gemini_set(choice, "finish_reason",
-                                     finish ? json_string(finish)
-                                            : json_null());
+    choice = ngx_http_llm_dialect_obj("index", json_integer(index),
+                                      "delta", delta);
+    choice = ngx_http_llm_dialect_set(choice, "finish_reason",
+                                      finish ? json_string(finish)
+                                             : json_null());
 
     return json_array_append_new(chunks,
-                                 ngx_http_llm_gemini_chunk(d,
-                                            ngx_http_llm_gemini_list(choice)))
+                                 ngx_http_llm_dialect_chunk(d,
+                                     ngx_http_llm_dialect_list(choice)))
            == 0 ? NGX_OK : NGX_ERROR;
-}
-
-
-/* a canonical chunk around "choices" (stolen) */
-
-static json_t *
-ngx_http_llm_gemini_chunk(ngx_http_llm_decoder_t *d, json_t *choices)
-{
-    json_t  *chunk;
-
-    chunk = ngx_http_llm_gemini_obj("id", json_string(d->id),
-                                    "object",
-                                    json_string("chat.completion.chunk"));
-    chunk = ngx_http_llm_gemini_set(chunk, "created",
-                                    json_integer(d->created));
-
-    return ngx_http_llm_gemini_set(chunk, "choices", choices);
 }
 
 
@@ -2174,7 +2139,7 @@ ngx_http_llm_gemini_text(json_t *content)
     }
 
     json_array_foreach(content, i, part) {
-        if (ngx_http_llm_gemini_is(json_object_get(part, "type"), "text")
+        if (ngx_http_llm_dialect_is(json_object_get(part, "type"), "text")
             && json_array_append(texts, json_object_get(part, "text")) != 0)
         {
             json_decref(texts);
@@ -2238,214 +2203,4 @@ ngx_http_llm_gemini_concat(json_t *strings)
     free(buf);
 
     return out;
-}
-
-
-/* function call args serialized as "arguments" ("{}" when there are none) */
-
-static json_t *
-ngx_http_llm_gemini_dump(json_t *value)
-{
-    char           *s;
-    json_t         *out;
-    json_free_t     free_fn;
-    json_malloc_t   malloc_fn;
-
-    if (value == NULL || json_is_null(value)) {
-        return json_string("{}");
-    }
-
-    s = json_dumps(value, NGX_HTTP_LLM_GEMINI_JSON|JSON_ENCODE_ANY);
-    if (s == NULL) {
-        return NULL;
-    }
-
-    out = json_string(s);
-
-    json_get_alloc_funcs(&malloc_fn, &free_fn);
-    free_fn(s);
-
-    return out;
-}
-
-
-/* tool call "arguments" (a JSON text, or an object) as an object */
-
-static json_t *
-ngx_http_llm_gemini_parse_object(json_t *value)
-{
-    json_t  *obj;
-
-    if (json_is_object(value)) {
-        return json_incref(value);
-    }
-
-    if (json_is_string(value)) {
-        obj = json_loadb(json_string_value(value), json_string_length(value),
-                         0, NULL);
-
-        if (json_is_object(obj)) {
-            return obj;
-        }
-
-        json_decref(obj);
-    }
-
-    /* empty or malformed arguments: "args" must be an object */
-
-    return json_object();
-}
-
-
-static ngx_int_t
-ngx_http_llm_gemini_is(json_t *s, const char *lit)
-{
-    size_t  len;
-
-    if (!json_is_string(s)) {
-        return 0;
-    }
-
-    len = ngx_strlen(lit);
-
-    return json_string_length(s) == len
-           && ngx_memcmp(json_string_value(s), lit, len) == 0;
-}
-
-
-static json_int_t
-ngx_http_llm_gemini_count(json_t *v)
-{
-    json_int_t  n;
-
-    if (!json_is_integer(v)) {
-        return 0;
-    }
-
-    n = json_integer_value(v);
-
-    if (n < 0) {
-        return 0;
-    }
-
-    return ngx_min(n, NGX_HTTP_LLM_GEMINI_MAX_COUNT);
-}
-
-
-static json_int_t
-ngx_http_llm_gemini_positive(json_t *v)
-{
-    double  f;
-
-    if (json_is_integer(v)) {
-        return json_integer_value(v) > 0
-               ? ngx_min(json_integer_value(v), NGX_HTTP_LLM_GEMINI_MAX_COUNT)
-               : 0;
-    }
-
-    if (json_is_real(v)) {
-        f = json_real_value(v);
-
-        if (f >= 1.0 && f < (double) NGX_HTTP_LLM_GEMINI_MAX_COUNT) {
-            return (json_int_t) f;
-        }
-    }
-
-    return 0;
-}
-
-
-/*
- * Copies a provider's string into a fixed buffer: cut at a NUL, and, when
- * it does not fit, at a character boundary, so the copy stays UTF-8.
- */
-
-static void
-ngx_http_llm_gemini_copy(char *dst, size_t size, const char *src, size_t len)
-{
-    size_t       n;
-    const char  *nul;
-
-    nul = memchr(src, '\0', len);
-
-    if (nul != NULL) {
-        len = nul - src;
-    }
-
-    n = ngx_min(len, size - 1);
-
-    if (n < len) {
-        while (n > 0 && (((u_char) src[n]) & 0xc0) == 0x80) {
-            n--;
-        }
-    }
-
-    ngx_memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
-
-/* an id for an answer that came without one */
-
-static void
-ngx_http_llm_gemini_make_id(char *dst, size_t size)
-{
-    static unsigned  seq;
-
-    snprintf(dst, size, "chatcmpl-%lx%04x", (unsigned long) time(NULL),
-             (seq++) & 0xffff);
-}
-
-
-/*
- * Building JSON without json_pack(), whose error paths in jansson 2.14
- * misread their arguments when a nested value is missing.  Every value is
- * stolen, also on failure, and a NULL object or value makes the result
- * NULL: a chain of calls needs one check at its end.
- */
-
-static json_t *
-ngx_http_llm_gemini_set(json_t *obj, const char *key, json_t *value)
-{
-    if (json_object_set_new(obj, key, value) != 0) {
-        json_decref(obj);
-        return NULL;
-    }
-
-    return obj;
-}
-
-
-static json_t *
-ngx_http_llm_gemini_obj(const char *k1, json_t *v1, const char *k2,
-    json_t *v2)
-{
-    json_t  *obj;
-
-    obj = ngx_http_llm_gemini_set(json_object(), k1, v1);
-
-    if (k2 == NULL) {
-        json_decref(v2);
-        return obj;
-    }
-
-    return ngx_http_llm_gemini_set(obj, k2, v2);
-}
-
-
-/* [value] */
-
-static json_t *
-ngx_http_llm_gemini_list(json_t *value)
-{
-    json_t  *list;
-
-    list = json_array();
-
-    if (json_array_append_new(list, value) != 0) {
-        json_decref(list);
-        return NULL;
-    }
-
-    return list;
 }

@@ -64,7 +64,6 @@ static ngx_int_t ngx_http_llm_messages_buf_add(ngx_http_llm_messages_buf_t *b,
     const char *data, size_t len);
 static json_t *ngx_http_llm_messages_buf_string(
     ngx_http_llm_messages_buf_t *b);
-static ngx_int_t ngx_http_llm_messages_is(json_t *v, const char *s);
 static int64_t ngx_http_llm_messages_int(json_t *obj, const char *key);
 
 
@@ -133,8 +132,8 @@ ngx_http_llm_messages_request(json_t *req, const char **err)
         content = json_object_get(msg, "content");
 
         if (!json_is_object(msg)
-            || !(ngx_http_llm_messages_is(role, "user")
-                 || ngx_http_llm_messages_is(role, "assistant")))
+            || !(ngx_http_llm_dialect_is(role, "user")
+                 || ngx_http_llm_dialect_is(role, "assistant")))
         {
             *err = "Each message must be an object with \"role\" "
                    "\"user\" or \"assistant\"";
@@ -147,7 +146,7 @@ ngx_http_llm_messages_request(json_t *req, const char **err)
             goto failed;
         }
 
-        if (ngx_http_llm_messages_is(role, "user")) {
+        if (ngx_http_llm_dialect_is(role, "user")) {
             if (ngx_http_llm_messages_user(msgs, content, err) != NGX_OK) {
                 goto failed;
             }
@@ -212,8 +211,8 @@ ngx_http_llm_messages_system(json_t *msgs, json_t *system, const char **err)
                 return NGX_ERROR;
             }
 
-            if (!ngx_http_llm_messages_is(json_object_get(block, "type"),
-                                          "text"))
+            if (!ngx_http_llm_dialect_is(json_object_get(block, "type"),
+                                         "text"))
             {
                 continue;
             }
@@ -301,7 +300,7 @@ ngx_http_llm_messages_user(json_t *msgs, json_t *content, const char **err)
         type = json_object_get(block, "type");
         part = NULL;
 
-        if (ngx_http_llm_messages_is(type, "text")) {
+        if (ngx_http_llm_dialect_is(type, "text")) {
             part = ngx_http_llm_messages_text_part(
                                            json_object_get(block, "text"));
             if (part == NULL) {
@@ -309,20 +308,20 @@ ngx_http_llm_messages_user(json_t *msgs, json_t *content, const char **err)
                 goto failed;
             }
 
-        } else if (ngx_http_llm_messages_is(type, "image")) {
+        } else if (ngx_http_llm_dialect_is(type, "image")) {
             part = ngx_http_llm_messages_image(block);
             if (part == NULL) {
                 *err = "An image block needs a base64 or url \"source\"";
                 goto failed;
             }
 
-        } else if (ngx_http_llm_messages_is(type, "document")) {
+        } else if (ngx_http_llm_dialect_is(type, "document")) {
             /* plain text documents only */
 
             source = json_object_get(block, "source");
 
-            if (!ngx_http_llm_messages_is(json_object_get(source, "type"),
-                                          "text"))
+            if (!ngx_http_llm_dialect_is(json_object_get(source, "type"),
+                                         "text"))
             {
                 continue;
             }
@@ -334,7 +333,7 @@ ngx_http_llm_messages_user(json_t *msgs, json_t *content, const char **err)
                 goto failed;
             }
 
-        } else if (ngx_http_llm_messages_is(type, "tool_result")) {
+        } else if (ngx_http_llm_dialect_is(type, "tool_result")) {
             if (ngx_http_llm_messages_tool_result(msgs, parts, block, err)
                 != NGX_OK)
             {
@@ -373,7 +372,7 @@ ngx_http_llm_messages_user(json_t *msgs, json_t *content, const char **err)
         parts = json_string("");
 
     } else if (json_array_size(parts) == 1
-               && ngx_http_llm_messages_is(
+               && ngx_http_llm_dialect_is(
                       json_object_get(json_array_get(parts, 0), "type"),
                       "text"))
     {
@@ -427,8 +426,8 @@ ngx_http_llm_messages_tool_result(json_t *msgs, json_t *parts, json_t *block,
 
         json_array_foreach(content, i, item) {
 
-            if (ngx_http_llm_messages_is(json_object_get(item, "type"),
-                                         "image"))
+            if (ngx_http_llm_dialect_is(json_object_get(item, "type"),
+                                        "image"))
             {
                 part = ngx_http_llm_messages_image(item);
 
@@ -448,8 +447,8 @@ ngx_http_llm_messages_tool_result(json_t *msgs, json_t *parts, json_t *block,
                 continue;
             }
 
-            if (!ngx_http_llm_messages_is(json_object_get(item, "type"),
-                                          "text"))
+            if (!ngx_http_llm_dialect_is(json_object_get(item, "type"),
+                                         "text"))
             {
                 continue;
             }
@@ -534,7 +533,7 @@ ngx_http_llm_messages_assistant(json_t *msgs, json_t *content,
 
         type = json_object_get(block, "type");
 
-        if (ngx_http_llm_messages_is(type, "text")) {
+        if (ngx_http_llm_dialect_is(type, "text")) {
             text = json_object_get(block, "text");
 
             if (!json_is_string(text)) {
@@ -552,7 +551,7 @@ ngx_http_llm_messages_assistant(json_t *msgs, json_t *content,
             continue;
         }
 
-        if (!ngx_http_llm_messages_is(type, "tool_use")) {
+        if (!ngx_http_llm_dialect_is(type, "tool_use")) {
             /* thinking, redacted_thinking, server tools */
             continue;
         }
@@ -638,7 +637,7 @@ ngx_http_llm_messages_image(json_t *block)
     source = json_object_get(block, "source");
     type = json_object_get(source, "type");
 
-    if (ngx_http_llm_messages_is(type, "url")) {
+    if (ngx_http_llm_dialect_is(type, "url")) {
         url = json_object_get(source, "url");
 
         if (!json_is_string(url)) {
@@ -650,7 +649,7 @@ ngx_http_llm_messages_image(json_t *block)
                          "image_url", "url", url);
     }
 
-    if (!ngx_http_llm_messages_is(type, "base64")) {
+    if (!ngx_http_llm_dialect_is(type, "base64")) {
         return NULL;
     }
 
@@ -718,7 +717,7 @@ ngx_http_llm_messages_tools(json_t *out, json_t *req, const char **err)
 
         type = json_object_get(tool, "type");
 
-        if (json_is_string(type) && !ngx_http_llm_messages_is(type, "custom"))
+        if (json_is_string(type) && !ngx_http_llm_dialect_is(type, "custom"))
         {
             continue;
         }
@@ -780,16 +779,16 @@ ngx_http_llm_messages_tools(json_t *out, json_t *req, const char **err)
 
     type = json_object_get(choice, "type");
 
-    if (ngx_http_llm_messages_is(type, "auto")) {
+    if (ngx_http_llm_dialect_is(type, "auto")) {
         v = json_string("auto");
 
-    } else if (ngx_http_llm_messages_is(type, "any")) {
+    } else if (ngx_http_llm_dialect_is(type, "any")) {
         v = json_string("required");
 
-    } else if (ngx_http_llm_messages_is(type, "none")) {
+    } else if (ngx_http_llm_dialect_is(type, "none")) {
         v = json_string("none");
 
-    } else if (ngx_http_llm_messages_is(type, "tool")) {
+    } else if (ngx_http_llm_dialect_is(type, "tool")) {
         name = json_object_get(choice, "name");
 
         if (!json_is_string(name)) {
@@ -981,17 +980,17 @@ ngx_http_llm_messages_id(json_t *id)
 static const char *
 ngx_http_llm_messages_stop_reason(json_t *finish)
 {
-    if (ngx_http_llm_messages_is(finish, "length")) {
+    if (ngx_http_llm_dialect_is(finish, "length")) {
         return "max_tokens";
     }
 
-    if (ngx_http_llm_messages_is(finish, "tool_calls")
-        || ngx_http_llm_messages_is(finish, "function_call"))
+    if (ngx_http_llm_dialect_is(finish, "tool_calls")
+        || ngx_http_llm_dialect_is(finish, "function_call"))
     {
         return "tool_use";
     }
 
-    if (ngx_http_llm_messages_is(finish, "content_filter")) {
+    if (ngx_http_llm_dialect_is(finish, "content_filter")) {
         return "refusal";
     }
 
@@ -1350,7 +1349,7 @@ ngx_http_llm_messages_chunk(ngx_http_llm_encoder_t *e, json_t *chunk,
 
     if (json_is_string(v)) {
 
-        if (ngx_http_llm_messages_is(v, "error")) {
+        if (ngx_http_llm_dialect_is(v, "error")) {
             return ngx_http_llm_messages_error(e, NULL, events);
         }
 
@@ -1707,7 +1706,7 @@ ngx_http_llm_messages_error(ngx_http_llm_encoder_t *e, json_t *error,
         v = json_object_get(error, "message");
 
         for (t = ngx_http_llm_messages_error_types; *t; t++) {
-            if (ngx_http_llm_messages_is(json_object_get(error, "type"), *t))
+            if (ngx_http_llm_dialect_is(json_object_get(error, "type"), *t))
             {
                 type = *t;
                 break;
@@ -1782,22 +1781,6 @@ ngx_http_llm_messages_buf_string(ngx_http_llm_messages_buf_t *b)
     free(b->data);
 
     return s;
-}
-
-
-static ngx_int_t
-ngx_http_llm_messages_is(json_t *v, const char *s)
-{
-    size_t  len;
-
-    if (!json_is_string(v)) {
-        return 0;
-    }
-
-    len = ngx_strlen(s);
-
-    return json_string_length(v) == len
-           && ngx_memcmp(json_string_value(v), s, len) == 0;
 }
 
 

@@ -133,7 +133,8 @@ INCS="-I$NGX_BUILD/src/core -I$NGX_BUILD/src/event
       -I$NGX_BUILD/src/http/v2 -I$MODULE -I$HERE"
 
 SOURCES="ngx_http_llm_sse ngx_http_llm_anthropic ngx_http_llm_gemini
-         ngx_http_llm_messages ngx_http_llm_sbuf ngx_http_llm_scan"
+         ngx_http_llm_messages ngx_http_llm_dialect ngx_http_llm_sbuf
+         ngx_http_llm_scan"
 
 build() {
     local objs="" s t extra
