@@ -26,6 +26,10 @@
 static const char *ngx_http_llm_body_raw_name(ngx_uint_t api);
 static json_t *ngx_http_llm_body_value(ngx_http_llm_member_t *m,
     json_error_t *err);
+static ngx_int_t ngx_http_llm_body_write(ngx_pool_t *pool,
+    ngx_http_llm_ctx_t *ctx, ngx_http_llm_sbuf_t *sb);
+static ngx_int_t ngx_http_llm_body_string(ngx_pool_t *pool, u_char *s,
+    size_t len, ngx_http_llm_sbuf_t *sb);
 
 
 /*
@@ -42,17 +46,12 @@ ngx_http_llm_body_parse(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     ngx_int_t               rc;
     ngx_uint_t              i, n;
     const char             *raw;
-    ngx_http_llm_member_t  *m;
+    ngx_http_llm_field_t   *f;
+    ngx_http_llm_member_t   m[NGX_HTTP_LLM_MAX_MEMBERS];
 
     err->text[0] = '\0';
 
     raw = ngx_http_llm_body_raw_name(ctx->api);
-
-    m = ngx_palloc(r->pool,
-                   NGX_HTTP_LLM_MAX_MEMBERS * sizeof(ngx_http_llm_member_t));
-    if (m == NULL) {
-        return NGX_ERROR;
-    }
 
     rc = (raw == NULL) ? NGX_DECLINED
                        : ngx_http_llm_scan_object(data, data + len, m,
@@ -94,6 +93,14 @@ ngx_http_llm_body_parse(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
 
     ctx->body = body;
 
+    f = ngx_palloc(r->pool, (n ? n : 1) * sizeof(ngx_http_llm_field_t));
+    if (f == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->fields = f;
+    ctx->nfields = 0;
+
     for (i = 0; i < n; i++) {
 
         if (m[i].key_len == ngx_strlen(raw)
@@ -121,6 +128,16 @@ ngx_http_llm_body_parse(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
         {
             return NGX_ERROR;
         }
+
+        f[ctx->nfields].m = m[i];
+        f[ctx->nfields].value = v;
+        ctx->nfields++;
+    }
+
+    if (json_object_size(body) != ctx->nfields) {
+        /* a key given twice: the body is written from its parsed form */
+        ctx->fields = NULL;
+        ctx->nfields = 0;
     }
 
     return NGX_OK;
@@ -321,7 +338,10 @@ ngx_http_llm_body_check(ngx_http_llm_ctx_t *ctx, size_t *bad)
 
 /*
  * "root" serialized into "sb", with the conversation kept as the client's
- * bytes put back in: {...,"messages":<the client's bytes>}.
+ * bytes put back in: {...,"messages":<the client's bytes>}.  The client's
+ * own request (root is ctx->body) is written from the client's bytes
+ * where the router left a member as it was: only what it changed or
+ * added is serialized.
  */
 
 ngx_int_t
@@ -332,16 +352,16 @@ ngx_http_llm_body_dump(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
 
     sb->len = 0;
 
-    if (ngx_http_llm_sbuf_reserve(pool, sb,
-                                  1024 + (ctx->has_raw ? ctx->raw.key_len
-                                                         + ctx->raw.value_len
-                                                       : ctx->body_len))
-        != NGX_OK)
-    {
+    if (ngx_http_llm_sbuf_reserve(pool, sb, ctx->body_len + 256) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    if (ngx_http_llm_json_append(pool, root, sb) != NGX_OK) {
+    if (root == ctx->body && ctx->fields) {
+        if (ngx_http_llm_body_write(pool, ctx, sb) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else if (ngx_http_llm_json_append(pool, root, sb) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -378,6 +398,153 @@ ngx_http_llm_body_dump(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
     *p++ = '}';
 
     sb->len = p - sb->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * ctx->body as jansson would write it (its members in their order), each
+ * member the router did not touch as the client wrote it.
+ */
+
+static ngx_int_t
+ngx_http_llm_body_write(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
+    ngx_http_llm_sbuf_t *sb)
+{
+    void                  *it;
+    size_t                 klen, n;
+    json_t                *v;
+    ngx_uint_t             i;
+    const char            *key;
+    ngx_http_llm_field_t  *f;
+
+    sb->data[sb->len++] = '{';
+
+    for (it = json_object_iter(ctx->body);
+         it;
+         it = json_object_iter_next(ctx->body, it))
+    {
+        key = json_object_iter_key(it);
+        klen = json_object_iter_key_len(it);
+        v = json_object_iter_value(it);
+
+        f = NULL;
+
+        for (i = 0; i < ctx->nfields; i++) {
+            if (ctx->fields[i].m.key_len == klen
+                && ngx_memcmp(ctx->fields[i].m.key, key, klen) == 0)
+            {
+                f = &ctx->fields[i];
+                break;
+            }
+        }
+
+        n = klen + 4 + ((f && f->value == v) ? f->m.value_len : 0);
+
+        if (ngx_http_llm_sbuf_reserve(pool, sb, n) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (sb->len > 1) {
+            sb->data[sb->len++] = ',';
+        }
+
+        if (f) {
+            /* a key the scanner took: without escapes */
+            sb->data[sb->len++] = '"';
+            ngx_memcpy(sb->data + sb->len, key, klen);
+            sb->len += klen;
+            sb->data[sb->len++] = '"';
+
+        } else if (ngx_http_llm_body_string(pool, (u_char *) key, klen, sb)
+                   != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        sb->data[sb->len++] = ':';
+
+        if (f && f->value == v) {
+            ngx_memcpy(sb->data + sb->len, f->m.value, f->m.value_len);
+            sb->len += f->m.value_len;
+            continue;
+        }
+
+        if (json_is_string(v)) {
+            if (ngx_http_llm_body_string(pool, (u_char *) json_string_value(v),
+                                         json_string_length(v), sb)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_http_llm_json_append(pool, v, sb) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_llm_sbuf_reserve(pool, sb, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    sb->data[sb->len++] = '}';
+
+    return NGX_OK;
+}
+
+
+/* a string as jansson writes one: quoted, and escaped where it must be */
+
+static ngx_int_t
+ngx_http_llm_body_string(ngx_pool_t *pool, u_char *s, size_t len,
+    ngx_http_llm_sbuf_t *sb)
+{
+    size_t      i, n;
+    json_t     *str;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] < 0x20 || s[i] == '"' || s[i] == '\\') {
+            break;
+        }
+    }
+
+    if (i == len) {
+        if (ngx_http_llm_sbuf_reserve(pool, sb, len + 2) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        sb->data[sb->len++] = '"';
+        ngx_memcpy(sb->data + sb->len, s, len);
+        sb->len += len;
+        sb->data[sb->len++] = '"';
+
+        return NGX_OK;
+    }
+
+    str = json_stringn_nocheck((const char *) s, len);
+    if (str == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_llm_sbuf_reserve(pool, sb, 6 * len + 2) != NGX_OK) {
+        json_decref(str);
+        return NGX_ERROR;
+    }
+
+    n = json_dumpb(str, (char *) sb->data + sb->len, sb->size - sb->len,
+                   JSON_ENCODE_ANY);
+
+    json_decref(str);
+
+    if (n == 0 || n > sb->size - sb->len) {
+        return NGX_ERROR;
+    }
+
+    sb->len += n;
 
     return NGX_OK;
 }

@@ -166,8 +166,7 @@ ngx_http_llm_emit_answer_bytes(ngx_http_llm_ctx_t *ctx, u_char *data,
             }
 
             p = ngx_cpymem(p, "\"cost\":", 7);
-            p = ngx_http_llm_json_real(p, (double) ngx_http_llm_attempt_cost(a)
-                                          / 1e12);
+            p = ngx_http_llm_json_pico(p, ngx_http_llm_attempt_cost(a));
             *p++ = '}';
 
         } else {
@@ -218,41 +217,88 @@ failed:
 static ngx_int_t
 ngx_http_llm_usage_bytes(ngx_http_llm_ctx_t *ctx, ngx_http_llm_member_t *u)
 {
+    u_char                  *p, *last;
     int64_t                  v;
-    ngx_http_llm_member_t    m, d;
+    ngx_int_t                rc;
+    ngx_uint_t               escaped;
+    ngx_http_llm_member_t    m, prompt, completion, details;
     ngx_http_llm_attempt_t  *a;
 
-    if (memchr(u->value, '\\', u->value_len) != NULL
-        || ngx_http_llm_scan_member(u->value, u->value_len, "cost", &m)
-           != NGX_DECLINED
-        || ngx_http_llm_scan_member(u->value, u->value_len, "estimated", &m)
-           != NGX_DECLINED)
-    {
+    if (memchr(u->value, '\\', u->value_len) != NULL) {
+        return NGX_DECLINED;
+    }
+
+    /* one pass; the last of duplicates wins, as in jansson */
+
+    prompt.type = 0;
+    completion.type = 0;
+    details.type = 0;
+
+    p = u->value;
+    last = p + u->value_len;
+
+    while ((rc = ngx_http_llm_scan_pair(&p, last, &m, &escaped)) == NGX_OK) {
+
+        switch (m.key_len) {
+
+        case 4:
+            if (ngx_strncmp(m.key, "cost", 4) == 0) {
+                return NGX_DECLINED;
+            }
+
+            break;
+
+        case 9:
+            if (ngx_strncmp(m.key, "estimated", 9) == 0) {
+                return NGX_DECLINED;
+            }
+
+            break;
+
+        case 13:
+            if (ngx_strncmp(m.key, "prompt_tokens", 13) == 0) {
+                prompt = m;
+            }
+
+            break;
+
+        case 17:
+            if (ngx_strncmp(m.key, "completion_tokens", 17) == 0) {
+                completion = m;
+            }
+
+            break;
+
+        case 21:
+            if (ngx_strncmp(m.key, "prompt_tokens_details", 21) == 0) {
+                details = m;
+            }
+
+            break;
+        }
+    }
+
+    if (rc != NGX_DONE) {
         return NGX_DECLINED;
     }
 
     a = ctx->attempt;
 
-    if (ngx_http_llm_scan_member(u->value, u->value_len, "prompt_tokens", &m)
-        == NGX_OK
-        && ngx_http_llm_scan_int(&m, &v) == NGX_OK && v >= 0)
+    if (prompt.type && ngx_http_llm_scan_int(&prompt, &v) == NGX_OK
+        && v >= 0)
     {
         a->prompt_tokens = v;
     }
 
-    if (ngx_http_llm_scan_member(u->value, u->value_len, "completion_tokens",
-                                 &m)
-        == NGX_OK
-        && ngx_http_llm_scan_int(&m, &v) == NGX_OK && v >= 0)
+    if (completion.type && ngx_http_llm_scan_int(&completion, &v) == NGX_OK
+        && v >= 0)
     {
         a->completion_tokens = v;
     }
 
-    if (ngx_http_llm_scan_member(u->value, u->value_len,
-                                 "prompt_tokens_details", &d)
-        == NGX_OK
-        && d.type == '{'
-        && ngx_http_llm_scan_member(d.value, d.value_len, "cached_tokens", &m)
+    if (details.type == '{'
+        && ngx_http_llm_scan_member(details.value, details.value_len,
+                                    "cached_tokens", &m)
            == NGX_OK
         && ngx_http_llm_scan_int(&m, &v) == NGX_OK && v >= 0)
     {

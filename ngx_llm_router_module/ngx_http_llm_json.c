@@ -335,3 +335,80 @@ ngx_http_llm_json_real(u_char *p, double v)
 
     return ngx_cpymem(p, buf, n);
 }
+
+
+/*
+ * A cost of "pico" pico-USD as ngx_http_llm_json_real() writes pico / 1e12,
+ * without printf: below 10^15 the quotient has at most 15 significant
+ * digits, and "%.15g" gives those back exactly, trailing zeros dropped.
+ */
+
+u_char *
+ngx_http_llm_json_pico(u_char *p, int64_t pico)
+{
+    u_char     digits[NGX_INT64_LEN];
+    ngx_int_t  nd, ns, x, i;
+
+    if (pico <= 0 || pico >= 1000000000000000LL) {
+        return ngx_http_llm_json_real(p, (double) pico / 1e12);
+    }
+
+    nd = 0;
+
+    for (x = pico; x > 0; x /= 10) {
+        nd++;
+    }
+
+    for (i = nd - 1, x = pico; i >= 0; i--, x /= 10) {
+        digits[i] = (u_char) ('0' + x % 10);
+    }
+
+    for (ns = nd; digits[ns - 1] == '0'; ns--) {
+        /* void */
+    }
+
+    x = nd - 13;        /* the decimal exponent of its first digit */
+
+    if (x < -4) {
+        *p++ = digits[0];
+
+        if (ns > 1) {
+            *p++ = '.';
+            p = ngx_cpymem(p, digits + 1, ns - 1);
+        }
+
+        /* 5 to 12 */
+
+        *p++ = 'e';
+        *p++ = '-';
+
+        if (x <= -10) {
+            *p++ = '1';
+        }
+
+        *p++ = (u_char) ('0' + (-x) % 10);
+
+        return p;
+    }
+
+    if (x >= 0) {
+        p = ngx_cpymem(p, digits, x + 1);
+        *p++ = '.';
+
+        if (ns > x + 1) {
+            return ngx_cpymem(p, digits + x + 1, ns - x - 1);
+        }
+
+        *p++ = '0';
+        return p;
+    }
+
+    *p++ = '0';
+    *p++ = '.';
+
+    for (i = x + 1; i < 0; i++) {
+        *p++ = '0';
+    }
+
+    return ngx_cpymem(p, digits, ns);
+}

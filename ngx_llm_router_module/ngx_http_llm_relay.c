@@ -593,8 +593,10 @@ ngx_http_llm_relay_stream(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx,
 static ngx_int_t
 ngx_http_llm_relay_json(ngx_http_request_t *sr, ngx_http_llm_ctx_t *ctx)
 {
-    json_t     *answer;
-    ngx_int_t   rc;
+    json_t       *answer;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
 
     rc = NGX_DECLINED;
 
@@ -639,11 +641,38 @@ send:
         return NGX_ERROR;
     }
 
-    rc = ngx_http_llm_output(sr, ctx, ctx->out.data, ctx->out.len, 1);
+    if (ctx->out.len == 0) {
+        return ngx_http_llm_output(sr, ctx, ctx->out.data, 0, 1);
+    }
 
-    ctx->out.len = 0;
+    /* the whole answer: its own buffer is sent, not a copy */
 
-    return rc;
+    b = ngx_calloc_buf(sr->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    cl = ngx_alloc_chain_link(sr->pool);
+    if (cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->start = ctx->out.data;
+    b->pos = b->start;
+    b->last = b->start + ctx->out.len;
+    b->end = b->last;
+    b->memory = 1;
+    b->flush = 1;
+    b->last_buf = (sr == sr->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    /* the buffer is the output's now: nothing may write to it again */
+    ngx_memzero(&ctx->out, sizeof(ngx_http_llm_sbuf_t));
+
+    return ngx_http_next_body_filter(sr, cl);
 }
 
 

@@ -229,6 +229,14 @@ typedef struct {
 } ngx_http_llm_member_t;
 
 
+/* a member of the client's request as parsed: its bytes and its value */
+
+typedef struct {
+    ngx_http_llm_member_t       m;
+    json_t                     *value;        /* ctx->body's, when parsed */
+} ngx_http_llm_field_t;
+
+
 /* incremental server-sent events parser */
 
 typedef struct {
@@ -311,6 +319,8 @@ typedef struct {
     ngx_uint_t                  api;          /* NGX_HTTP_LLM_API_* */
     json_t                     *body;         /* the client's request */
     ngx_http_llm_member_t       raw;          /* the part kept as bytes */
+    ngx_http_llm_field_t       *fields;       /* the others, when scanned */
+    ngx_uint_t                  nfields;
     ngx_http_llm_model_t       *model;        /* as requested */
     ngx_array_t                 models;       /* ngx_http_llm_model_ref_t */
     ngx_http_llm_prefs_t        prefs;
@@ -507,6 +517,7 @@ json_t *ngx_http_llm_json_str(ngx_str_t *s);
 ngx_int_t ngx_http_llm_json_quote(ngx_pool_t *pool, ngx_str_t *s,
     ngx_str_t *out);
 u_char *ngx_http_llm_json_real(u_char *p, double v);
+u_char *ngx_http_llm_json_pico(u_char *p, int64_t pico);
 ngx_int_t ngx_http_llm_json_get_str(json_t *obj, const char *key,
     ngx_str_t *value);
 u_char *ngx_http_llm_price_string(u_char *p, int64_t pico);
@@ -532,6 +543,8 @@ ngx_int_t ngx_http_llm_scan_member(u_char *value, size_t len,
     const char *name, ngx_http_llm_member_t *out);
 ngx_int_t ngx_http_llm_scan_lookup(u_char *value, size_t len,
     const char *name, ngx_http_llm_member_t *out, ngx_uint_t *escaped_keys);
+ngx_int_t ngx_http_llm_scan_pair(u_char **pos, u_char *last,
+    ngx_http_llm_member_t *m, ngx_uint_t *escaped);
 ngx_int_t ngx_http_llm_scan_int(ngx_http_llm_member_t *m, int64_t *v);
 u_char *ngx_http_llm_scan_unescape(u_char *dst, u_char *src, size_t len);
 

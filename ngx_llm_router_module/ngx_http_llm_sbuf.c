@@ -14,7 +14,8 @@
  */
 
 
-#define NGX_HTTP_LLM_JSON_FLAGS  (JSON_COMPACT|JSON_REAL_PRECISION(15))
+#define NGX_HTTP_LLM_JSON_FLAGS  (JSON_COMPACT|JSON_ENCODE_ANY              \
+                                  |JSON_REAL_PRECISION(15))
 
 
 /*
@@ -91,7 +92,9 @@ ngx_http_llm_json_append(ngx_pool_t *pool, json_t *json,
 {
     size_t  n;
 
-    if (ngx_http_llm_sbuf_reserve(pool, sb, 1024) != NGX_OK) {
+    /* where it fits in the room left, written once; else again, in room */
+
+    if (ngx_http_llm_sbuf_reserve(pool, sb, 64) != NGX_OK) {
         return NGX_ERROR;
     }
 

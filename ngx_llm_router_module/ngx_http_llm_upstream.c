@@ -221,16 +221,21 @@ ngx_http_llm_upstream_openai(ngx_http_llm_ctx_t *ctx,
 
         so = json_object_get(body, "stream_options");
 
-        if (!json_is_object(so)) {
-            so = json_object();
+        if (!json_is_true(json_object_get(so, "include_usage"))) {
 
-            if (json_object_set_new(body, "stream_options", so) != 0) {
+            /*
+             * a new object, not the client's changed in place: the
+             * provider's request is written from the client's bytes where
+             * a member is the one parsed from them
+             */
+
+            so = json_is_object(so) ? json_copy(so) : json_object();
+
+            if (json_object_set_new(body, "stream_options", so) != 0
+                || json_object_set_new(so, "include_usage", json_true()) != 0)
+            {
                 return NGX_ERROR;
             }
-        }
-
-        if (json_object_set_new(so, "include_usage", json_true()) != 0) {
-            return NGX_ERROR;
         }
     }
 

@@ -135,6 +135,79 @@ POST /v1/chat/completions
 
 
 
+=== TEST 2e: the members the router leaves alone reach the provider as the client wrote them
+Numbers, escapes and spacing inside each member are the client's; the
+router writes only what it changes (the model id), in the client's order.
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
+    llm_model chat-model {
+        endpoint mock model=upstream-id-7 input=1 output=2;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mock/v1/chat/completions {
+        llm_mock chunks=1 text=$request_body;
+    }
+--- request eval
+"POST /v1/chat/completions\n"
+. '{ "temperature" : 0.70, "stop":[ "\/end" ], "model":"chat-model", "x":{"b" : 1e2}, "messages":[{"role":"user","content":"ping"}]}'
+--- error_code: 200
+--- response_body_like chomp
+"content":"\{\\"temperature\\":0.70,\\"stop\\":\[ \\"\\\\/end\\" \],\\"model\\":\\"upstream-id-7\\",\\"x\\":\{\\"b\\" : 1e2\},\\"messages\\":\[\{\\"role\\":\\"user\\",\\"content\\":\\"ping\\"\}\]\}"
+--- no_error_log
+[error]
+
+
+
+=== TEST 2f: a member given twice: the last one counts, and the provider gets it once
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
+    llm_model chat-model {
+        endpoint mock model=upstream-id-7 input=1 output=2;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mock/v1/chat/completions {
+        llm_mock chunks=1 text=$request_body;
+    }
+--- request
+POST /v1/chat/completions
+{"model":"chat-model","temperature":0.5,"top_p":1,"temperature":0.25,"messages":[{"role":"user","content":"ping"}]}
+--- error_code: 200
+--- response_body_like chomp
+"content":"\{\\"model\\":\\"upstream-id-7\\",\\"temperature\\":0.25,\\"top_p\\":1,\\"messages\\":\[\{\\"role\\":\\"user\\",\\"content\\":\\"ping\\"\}\]\}"
+--- no_error_log
+[error]
+
+
+
+=== TEST 2g: a stream's stream_options gets include_usage, the client's other options kept
+The client asked for no usage chunk: the provider is asked for one anyway
+(the router accounts every stream), and the client does not get it.
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
+    llm_model chat-model {
+        endpoint mock model=upstream-id-7 input=1 output=2;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mock/v1/chat/completions {
+        llm_mock chunks=1 text=$request_body;
+    }
+--- request
+POST /v1/chat/completions
+{"model":"chat-model","stream":true,"stream_options":{"include_usage":false,"x_opt":"kept"},"messages":[{"role":"user","content":"ping"}]}
+--- error_code: 200
+--- response_body_like chomp
+\\"stream_options\\":\{\\"include_usage\\":true,\\"x_opt\\":\\"kept\\"\}(?![\s\S]*"usage")
+--- no_error_log
+[error]
+
+
+
 === TEST 3: the client's Authorization never reaches the provider; the provider's key (env:) does
 --- log_level: info
 --- http_config
