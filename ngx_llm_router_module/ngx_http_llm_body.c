@@ -404,6 +404,96 @@ ngx_http_llm_body_dump(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
 
 
 /*
+ * The client's own request (ctx->body) for an OpenAI-dialect provider, as
+ * a chain: what the router writes ("{...,\"messages\":"), the client's
+ * own bytes of the conversation, not copied, and "}".  NGX_DECLINED when
+ * the request is not held that way: ngx_http_llm_body_dump() then.
+ */
+
+ngx_int_t
+ngx_http_llm_body_chain(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
+    ngx_chain_t **out, size_t *len)
+{
+    ngx_buf_t            *b[3];
+    ngx_uint_t            i;
+    ngx_chain_t          *cl, **ll;
+    ngx_http_llm_sbuf_t   sb;
+
+    static u_char         close[] = "}";
+
+    if (!ctx->has_raw || ctx->fields == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memzero(&sb, sizeof(ngx_http_llm_sbuf_t));
+
+    if (ngx_http_llm_sbuf_reserve(pool, &sb, 256 + ctx->body_len
+                                             - ctx->raw.value_len)
+        != NGX_OK
+        || ngx_http_llm_body_write(pool, ctx, &sb) != NGX_OK
+        || ngx_http_llm_sbuf_reserve(pool, &sb, ctx->raw.key_len + 4)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* "{...}": its closing brace becomes ',' (or nothing after "{") */
+
+    sb.len--;
+
+    if (sb.len > 1) {
+        sb.data[sb.len++] = ',';
+    }
+
+    sb.data[sb.len++] = '"';
+    ngx_memcpy(sb.data + sb.len, ctx->raw.key, ctx->raw.key_len);
+    sb.len += ctx->raw.key_len;
+    sb.data[sb.len++] = '"';
+    sb.data[sb.len++] = ':';
+
+    for (i = 0; i < 3; i++) {
+        b[i] = ngx_calloc_buf(pool);
+        if (b[i] == NULL) {
+            return NGX_ERROR;
+        }
+
+        b[i]->memory = 1;
+    }
+
+    /* upstream rewinds request buffers to "start" when it retries */
+
+    b[0]->start = sb.data;
+    b[0]->end = sb.data + sb.len;
+    b[1]->start = ctx->raw.value;
+    b[1]->end = ctx->raw.value + ctx->raw.value_len;
+    b[2]->start = close;
+    b[2]->end = close + 1;
+    b[2]->last_buf = 1;
+
+    ll = out;
+
+    for (i = 0; i < 3; i++) {
+        b[i]->pos = b[i]->start;
+        b[i]->last = b[i]->end;
+
+        cl = ngx_alloc_chain_link(pool);
+        if (cl == NULL) {
+            return NGX_ERROR;
+        }
+
+        cl->buf = b[i];
+        *ll = cl;
+        ll = &cl->next;
+    }
+
+    *ll = NULL;
+    *len = sb.len + ctx->raw.value_len + 1;
+
+    return NGX_OK;
+}
+
+
+/*
  * ctx->body as jansson would write it (its members in their order), each
  * member the router did not touch as the client wrote it.
  */

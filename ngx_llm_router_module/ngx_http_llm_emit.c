@@ -112,7 +112,9 @@ ngx_http_llm_emit_answer_bytes(ngx_http_llm_ctx_t *ctx, u_char *data,
         }
     }
 
-    size = len + 1024 + a->model->name_json.len
+    /* the answer, a "model", a "provider" and a cost (25 bytes at most) */
+
+    size = len + 96 + a->model->name_json.len
            + a->endpoint->provider->name_json.len;
 
     if (ngx_http_llm_sbuf_reserve(pool, &ctx->out, size) != NGX_OK) {

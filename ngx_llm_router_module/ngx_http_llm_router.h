@@ -533,6 +533,8 @@ ngx_int_t ngx_http_llm_body_parse(ngx_http_request_t *r,
 ngx_int_t ngx_http_llm_body_full(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx);
 const char *ngx_http_llm_body_check(ngx_http_llm_ctx_t *ctx, size_t *bad);
+ngx_int_t ngx_http_llm_body_chain(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
+    ngx_chain_t **out, size_t *len);
 ngx_int_t ngx_http_llm_body_dump(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
     json_t *root, ngx_http_llm_sbuf_t *sb);
 ngx_int_t ngx_http_llm_scan_object(u_char *p, u_char *last,

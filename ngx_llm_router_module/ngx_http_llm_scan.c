@@ -45,7 +45,7 @@ static ngx_int_t ngx_http_llm_scan_string(u_char **pos, u_char *last,
 static ngx_int_t ngx_http_llm_scan_number(u_char **pos, u_char *last);
 static ngx_int_t ngx_http_llm_scan_utf8(u_char **pos, u_char *last);
 static ngx_int_t ngx_http_llm_scan_hex4(u_char *p, ngx_uint_t *cp);
-static u_char *ngx_http_llm_scan_space(u_char *p, u_char *last);
+static ngx_inline u_char *ngx_http_llm_scan_space(u_char *p, u_char *last);
 static ngx_inline u_char *ngx_http_llm_scan_plain(u_char *p, u_char *last);
 
 
@@ -613,7 +613,7 @@ ngx_http_llm_scan_string(u_char **pos, u_char *last, ngx_uint_t *escaped)
 
 /*
  * The first byte from p on that is not plain ASCII in a string: below
- * 0x20, above 0x7f, '"' or '\\'; "last" if there is none.  Sixteen bytes
+ * 0x20, above 0x7f, '"' or '\\'; "last" if there is none.  32 and 16 bytes
  * at a time with SSE2 (a signed compare with 0x20 also takes the bytes
  * above 0x7f), then eight in a word: there a borrow can only flag a byte
  * above one that is flagged by right, so the lowest flag is the answer.
@@ -626,11 +626,49 @@ ngx_http_llm_scan_plain(u_char *p, u_char *last)
 
 #if defined(__SSE2__)
     int       mask;
-    __m128i   x, space, quote, backslash;
+    __m128i   x, y, space, quote, backslash;
 
     space = _mm_set1_epi8(0x20);
     quote = _mm_set1_epi8('"');
     backslash = _mm_set1_epi8('\\');
+
+    /* most strings are short: the first 16 bytes alone */
+
+    if (last - p >= 16) {
+        x = _mm_loadu_si128((const __m128i *) p);
+
+        mask = _mm_movemask_epi8(
+                   _mm_or_si128(_mm_cmplt_epi8(x, space),
+                                _mm_or_si128(_mm_cmpeq_epi8(x, quote),
+                                             _mm_cmpeq_epi8(x, backslash))));
+
+        if (mask) {
+            return p + __builtin_ctz(mask);
+        }
+
+        p += 16;
+    }
+
+    while (last - p >= 32) {
+        x = _mm_loadu_si128((const __m128i *) p);
+        y = _mm_loadu_si128((const __m128i *) (p + 16));
+
+        x = _mm_or_si128(_mm_cmplt_epi8(x, space),
+                         _mm_or_si128(_mm_cmpeq_epi8(x, quote),
+                                      _mm_cmpeq_epi8(x, backslash)));
+        y = _mm_or_si128(_mm_cmplt_epi8(y, space),
+                         _mm_or_si128(_mm_cmpeq_epi8(y, quote),
+                                      _mm_cmpeq_epi8(y, backslash)));
+
+        mask = _mm_movemask_epi8(_mm_or_si128(x, y));
+
+        if (mask) {
+            mask = _mm_movemask_epi8(x) | (_mm_movemask_epi8(y) << 16);
+            return p + __builtin_ctz(mask);
+        }
+
+        p += 32;
+    }
 
     while (last - p >= 16) {
         x = _mm_loadu_si128((const __m128i *) p);
@@ -902,10 +940,10 @@ ngx_http_llm_scan_number(u_char **pos, u_char *last)
 }
 
 
-static u_char *
+static ngx_inline u_char *
 ngx_http_llm_scan_space(u_char *p, u_char *last)
 {
-    while (p < last
+    while (p < last && *p <= ' '
            && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
     {
         p++;

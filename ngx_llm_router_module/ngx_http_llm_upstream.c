@@ -91,6 +91,14 @@ ngx_http_llm_upstream_request(ngx_http_llm_ctx_t *ctx,
         return NGX_ERROR;
     }
 
+    if (root == ctx->body) {
+        rc = ngx_http_llm_body_chain(pool, ctx, body, len);
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+
     ngx_memzero(&sb, sizeof(ngx_http_llm_sbuf_t));
 
     rc = ngx_http_llm_body_dump(pool, ctx, root, &sb);
