@@ -415,10 +415,17 @@ void ngx_http_llm_upstream_error_text(ngx_pool_t *pool, json_t *root,
 ngx_int_t ngx_http_llm_emit_chunk(ngx_http_llm_ctx_t *ctx, json_t *chunk);
 ngx_int_t ngx_http_llm_emit_done(ngx_http_llm_ctx_t *ctx);
 ngx_int_t ngx_http_llm_emit_answer(ngx_http_llm_ctx_t *ctx, json_t *answer);
-ngx_int_t ngx_http_llm_emit_answer_bytes(ngx_http_llm_ctx_t *ctx,
-    u_char *data, size_t len);
 ngx_int_t ngx_http_llm_stream_end(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx);
+void ngx_http_llm_usage(ngx_http_llm_ctx_t *ctx, json_t *usage);
+
+
+/* OpenAI answers relabelled from their bytes */
+
+ngx_int_t ngx_http_llm_emit_answer_bytes(ngx_http_llm_ctx_t *ctx,
+    u_char *data, size_t len);
+ngx_int_t ngx_http_llm_emit_chunk_bytes(ngx_http_llm_ctx_t *ctx,
+    u_char *data, size_t len);
 
 
 /* selection */
@@ -548,6 +555,7 @@ ngx_int_t ngx_http_llm_scan_lookup(u_char *value, size_t len,
 ngx_int_t ngx_http_llm_scan_pair(u_char **pos, u_char *last,
     ngx_http_llm_member_t *m, ngx_uint_t *escaped);
 ngx_int_t ngx_http_llm_scan_int(ngx_http_llm_member_t *m, int64_t *v);
+size_t ngx_http_llm_scan_strlen(u_char *value, size_t len);
 u_char *ngx_http_llm_scan_unescape(u_char *dst, u_char *src, size_t len);
 
 

@@ -987,6 +987,62 @@ ngx_http_llm_scan_int(ngx_http_llm_member_t *m, int64_t *v)
 
 
 /*
+ * How long a checked string (value..value + len, its quotes included) is
+ * decoded: what jansson's json_string_length() would say.
+ */
+
+size_t
+ngx_http_llm_scan_strlen(u_char *value, size_t len)
+{
+    u_char      *p, *last, *bs;
+    size_t       n;
+    ngx_uint_t   cp;
+
+    p = value + 1;
+    last = value + len - 1;
+    n = 0;
+
+    while (p < last) {
+        bs = memchr(p, '\\', last - p);
+
+        if (bs == NULL) {
+            return n + (last - p);
+        }
+
+        n += bs - p;
+        p = bs + 1;
+
+        if (p == last) {
+            break;
+        }
+
+        if (*p != 'u') {
+            n++;
+            p++;
+            continue;
+        }
+
+        if (last - p < 5 || ngx_http_llm_scan_hex4(p + 1, &cp) != NGX_OK) {
+            break;
+        }
+
+        p += 5;
+
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+            /* and its low surrogate, "\\uDC00" to "\\uDFFF" */
+            n += 4;
+            p += 6;
+            continue;
+        }
+
+        n += (cp < 0x80) ? 1 : (cp < 0x800) ? 2 : 3;
+    }
+
+    return n;
+}
+
+
+/*
  * A checked string's contents (between its quotes, "len" bytes) decoded
  * into "dst", which has room for "len" bytes: the decoded string is never
  * longer.  Returns the end of what was written.

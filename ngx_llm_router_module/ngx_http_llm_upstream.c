@@ -360,6 +360,16 @@ ngx_http_llm_upstream_event(ngx_http_llm_ctx_t *ctx,
         return ngx_http_llm_emit_done(ctx);
     }
 
+    if (pr->format == NGX_HTTP_LLM_FORMAT_OPENAI) {
+        /* relabelled from its bytes where it can be */
+
+        rc = ngx_http_llm_emit_chunk_bytes(ctx, ev->data.data, ev->data.len);
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+
     root = json_loadb((const char *) ev->data.data, ev->data.len,
                       JSON_ALLOW_NUL, NULL);
 

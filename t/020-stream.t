@@ -267,3 +267,46 @@ qq{data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"chat-mo
 --- response_body eval
 qq{data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"chat-model","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}],"provider":"mock"}\n\n}
 . qq{data: [DONE]\n\n}
+
+
+
+=== TEST 14: events are relabelled from their bytes: the provider's spacing and escapes kept, its "provider" replaced by ours
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location = /mock/v1/chat/completions {
+        default_type text/event-stream;
+        echo 'data: {"id":"x", "provider" : "Upstream Inc", "model":"m1","choices":[ {"index":0,"delta":{"content":"caf\u00e9 \\\"ok\\\""},"finish_reason":null} ]}';
+        echo '';
+        echo 'data: {"id":"x","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}';
+        echo '';
+        echo 'data: [DONE]';
+        echo '';
+    }
+--- error_code: 200
+--- response_body eval
+qq{data: {"id":"x","model":"chat-model","choices":[ {"index":0,"delta":{"content":"caf\\u00e9 \\"ok\\""},"finish_reason":null} ],"provider":"mock"}\n\n}
+. qq{data: {"id":"x","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"model":"chat-model","provider":"mock"}\n\n}
+. qq{data: [DONE]\n\n}
+
+
+
+=== TEST 15: an event with a key written with escapes, or a key given twice, is read by jansson: the same event, written again
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location = /mock/v1/chat/completions {
+        default_type text/event-stream;
+        echo 'data: {"\u0069d":"x","model":"m1","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}';
+        echo '';
+        echo 'data: {"id":"x","model":"m1","model":"m2","choices":[{"index":0,"delta":{"content":"b"},"finish_reason":"stop"}]}';
+        echo '';
+        echo 'data: [DONE]';
+        echo '';
+    }
+--- error_code: 200
+--- response_body eval
+qq{data: {"id":"x","model":"chat-model","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}],"provider":"mock"}\n\n}
+. qq{data: {"id":"x","model":"chat-model","choices":[{"index":0,"delta":{"content":"b"},"finish_reason":"stop"}],"provider":"mock"}\n\n}
+. qq{data: [DONE]\n\n}
+

@@ -16,10 +16,12 @@ add_block_preprocessor(sub {
     $block->set_value("http_config", <<'_EOC_');
     llm_provider quiet http://127.0.0.1:$TEST_NGINX_SERVER_PORT/quiet/v1;
     llm_provider quiets http://127.0.0.1:$TEST_NGINX_SERVER_PORT/quiets/v1;
+    llm_provider quietx http://127.0.0.1:$TEST_NGINX_SERVER_PORT/quietx/v1;
     llm_provider mock  http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
 
     llm_model q  { endpoint quiet  model=u input=1 output=2; }
     llm_model qs { endpoint quiets model=u input=1 output=2; }
+    llm_model qx { endpoint quietx model=u input=1 output=2; }
     llm_model m { endpoint mock  model=u input=1 output=2; }
 _EOC_
 
@@ -32,6 +34,16 @@ _EOC_
     location /quiet/v1/chat/completions {
         default_type application/json;
         echo '{"id":"q1","object":"chat.completion","created":1,"model":"u","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there"},"finish_reason":"stop"}]}';
+    }
+
+    location /quietx/v1/chat/completions {
+        default_type text/event-stream;
+        echo 'data: {"id":"q3","object":"chat.completion.chunk","created":1,"model":"u","provider":"elsewhere","choices":[{"index":0,"delta":{"role":"assistant","content":"caf\u00e9\\n"},"finish_reason":null}]}';
+        echo '';
+        echo 'data: {"id":"q3","object":"chat.completion.chunk","created":1,"model":"u","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"f","arguments":"{\\\"a\\\":1}"}}]},"finish_reason":"tool_calls"}]}';
+        echo '';
+        echo 'data: [DONE]';
+        echo '';
     }
 
     location /quiets/v1/chat/completions {
@@ -70,6 +82,18 @@ completion tokens; 28 + 6 = 34 USD per million: 3.4e-5.
 --- error_code: 200
 --- response_body_like eval
 qr/"content":"Hello".*"content":" there".*\n\ndata: \{[^\n]*"choices":\[\],"usage":\{"prompt_tokens":28,"completion_tokens":3,"total_tokens":31,"estimated":true,"cost":3\.4e-5\}[^\n]*\}\n\ndata: \[DONE\]\n\n\z/s
+
+
+
+=== TEST 2b: a stream's text is counted as it decodes, tool call arguments included
+"caf\u00e9\n" is 6 bytes, the arguments {"a":1} 7: 13 bytes, 4 completion
+tokens (written as sent they would be 22 bytes, 6 tokens).  The request
+is 114 bytes: 28 prompt tokens; 28 + 8 = 36 USD per million: 3.6e-5.
+--- request eval
+"POST /v1/chat/completions\n" . '{"model":"qx","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"ping"}]}'
+--- error_code: 200
+--- response_body_like eval
+qr/"content":"caf\\u00e9\\n"\},"finish_reason":null\}\],"provider":"quietx"\}\n\n.*"arguments":"\{\\"a\\":1\}".*\n\ndata: \{[^\n]*"choices":\[\],"usage":\{"prompt_tokens":28,"completion_tokens":4,"total_tokens":32,"estimated":true,"cost":3\.6e-5\}[^\n]*\}\n\ndata: \[DONE\]\n\n\z/s
 
 
 
