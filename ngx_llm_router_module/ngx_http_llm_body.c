@@ -271,11 +271,11 @@ ngx_http_llm_body_full(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 const char *
 ngx_http_llm_body_check(ngx_http_llm_ctx_t *ctx, size_t *bad)
 {
-    u_char                 *p, *last, *value, type;
-    size_t                  len, i;
+    u_char                 *p, *last, type;
+    size_t                  i;
     ngx_int_t               rc;
-    ngx_uint_t              escaped;
-    ngx_http_llm_member_t   role;
+    ngx_uint_t              escaped, keys, role;
+    ngx_http_llm_member_t   m;
 
     if (!ctx->has_raw) {
         return NULL;
@@ -297,32 +297,58 @@ ngx_http_llm_body_check(ngx_http_llm_ctx_t *ctx, size_t *bad)
         return "The \"messages\" field must be a non-empty array";
     }
 
-    p = ctx->raw.value;
-    last = p + ctx->raw.value_len;
+    /* each message read once: its members up to its closing brace */
+
+    p = ctx->raw.value + 1;
+    last = ctx->raw.value + ctx->raw.value_len;
 
     for (i = 0; /* void */; i++) {
-        rc = ngx_http_llm_scan_next(&p, last, &value, &len, &type);
 
-        if (rc == NGX_DONE) {
-            break;
+        while (p < last && (*p == ' ' || *p == '\t' || *p == '\n'
+                            || *p == '\r' || (*p == ',' && i > 0)))
+        {
+            p++;
         }
 
-        if (rc != NGX_OK) {
+        if (p == last) {
             return "The \"messages\" field must be a non-empty array";
         }
 
-        if (type != '{') {
+        if (*p == ']') {
+            break;
+        }
+
+        if (*p != '{') {
             *bad = i;
             return "messages[%uz] must be an object with a string \"role\"";
         }
 
-        rc = ngx_http_llm_scan_lookup(value, len, "role", &role, &escaped);
+        keys = 0;
+        role = 0;
 
-        if (escaped) {
+        while ((rc = ngx_http_llm_scan_pair(&p, last, &m, &escaped))
+               == NGX_OK)
+        {
+            keys |= escaped;
+
+            if (!escaped && m.key_len == 4
+                && ngx_strncmp(m.key, "role", 4) == 0)
+            {
+                /* the last of duplicates wins, as in jansson */
+                role = (m.type == '"');
+            }
+        }
+
+        if (rc != NGX_DONE) {
+            return "The \"messages\" field must be a non-empty array";
+        }
+
+        if (keys) {
+            /* a key written with escapes may be "role": jansson decides */
             return "";
         }
 
-        if (rc != NGX_OK || role.type != '"') {
+        if (!role) {
             *bad = i;
             return "messages[%uz] must be an object with a string \"role\"";
         }

@@ -468,25 +468,38 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 static ngx_int_t
 ngx_http_llm_strip(ngx_http_request_t *r, json_t *body)
 {
+    void        *it, *next;
     json_t      *v;
     ngx_uint_t   i;
+    const char  *key;
 
     static const char  *fields[] = {
         "models", "provider", "route", "transforms", "usage", NULL
     };
 
-    for (i = 0; fields[i]; i++) {
-        v = json_object_get(body, fields[i]);
+    /* a request has a few members: each compared, not five looked up */
 
-        if (v == NULL) {
+    for (it = json_object_iter(body); it; it = next) {
+        next = json_object_iter_next(body, it);
+        key = json_object_iter_key(it);
+
+        for (i = 0; fields[i]; i++) {
+            if (ngx_strcmp(key, fields[i]) == 0) {
+                break;
+            }
+        }
+
+        if (fields[i] == NULL) {
             continue;
         }
+
+        v = json_object_iter_value(it);
 
         if (ngx_http_llm_json_own(r->pool, json_incref(v)) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (json_object_del(body, fields[i]) != 0) {
+        if (json_object_del(body, key) != 0) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
