@@ -19,6 +19,14 @@
  */
 
 
+/* a million dollars: more than any request can cost */
+#define NGX_HTTP_LLM_MAX_COST  1000000000000000000LL
+
+
+static int64_t ngx_http_llm_cost_of(int64_t tokens, int64_t price);
+static int64_t ngx_http_llm_cost_add(int64_t a, int64_t b);
+
+
 int64_t
 ngx_http_llm_attempt_cost(ngx_http_llm_attempt_t *a)
 {
@@ -35,9 +43,39 @@ ngx_http_llm_attempt_cost(ngx_http_llm_attempt_t *a)
     cached = ngx_min(a->cached_tokens, a->prompt_tokens);
     price = (ep->cached_price >= 0) ? ep->cached_price : ep->input_price;
 
-    return (a->prompt_tokens - cached) * ep->input_price
-           + cached * price
-           + a->completion_tokens * ep->output_price;
+    return ngx_http_llm_cost_add(
+               ngx_http_llm_cost_add(
+                   ngx_http_llm_cost_of(a->prompt_tokens - cached,
+                                        ep->input_price),
+                   ngx_http_llm_cost_of(cached, price)),
+               ngx_http_llm_cost_of(a->completion_tokens, ep->output_price));
+}
+
+
+/*
+ * Tokens at a price, and costs added, held at NGX_HTTP_LLM_MAX_COST: a
+ * provider reporting absurd counts must not overflow a cost or a budget.
+ */
+
+static int64_t
+ngx_http_llm_cost_of(int64_t tokens, int64_t price)
+{
+    if (tokens <= 0 || price <= 0) {
+        return 0;
+    }
+
+    if (tokens > NGX_HTTP_LLM_MAX_COST / price) {
+        return NGX_HTTP_LLM_MAX_COST;
+    }
+
+    return tokens * price;
+}
+
+
+static int64_t
+ngx_http_llm_cost_add(int64_t a, int64_t b)
+{
+    return (a > NGX_HTTP_LLM_MAX_COST - b) ? NGX_HTTP_LLM_MAX_COST : a + b;
 }
 
 

@@ -152,6 +152,15 @@ ngx_http_llm_emit_chunk_bytes(ngx_http_llm_ctx_t *ctx, u_char *data,
         return NGX_DECLINED;
     }
 
+    /*
+     * an event's JSON may span "data:" lines: its line breaks, spaces
+     * between tokens, cannot be copied into the single line it goes out in
+     */
+
+    if (memchr(data, '\n', len) || memchr(data, '\r', len)) {
+        return NGX_DECLINED;
+    }
+
     if (ngx_http_llm_scan_object(data, data + len, m,
                                  NGX_HTTP_LLM_RELABEL_MAX, &n)
         != NGX_OK
@@ -189,10 +198,18 @@ ngx_http_llm_emit_chunk_bytes(ngx_http_llm_ctx_t *ctx, u_char *data,
         u = n;
     }
 
-    if (id != n && (m[id].type != '"' || m[id].value_len - 2 > 256
-                    || memchr(m[id].value, '\\', m[id].value_len)))
-    {
-        /* not an id kept as it is written */
+    if (id != n && (m[id].type != '"' || ctx->id.len)) {
+        /* not an id, or one is kept already */
+        id = n;
+    }
+
+    if (id != n && memchr(m[id].value, '\\', m[id].value_len)) {
+        /* an id to keep as jansson decodes it */
+        return NGX_DECLINED;
+    }
+
+    if (id != n && m[id].value_len - 2 > 256) {
+        /* too long to keep */
         id = n;
     }
 
@@ -210,7 +227,7 @@ ngx_http_llm_emit_chunk_bytes(ngx_http_llm_ctx_t *ctx, u_char *data,
 
     pool = ctx->request->pool;
 
-    if (ctx->id.len == 0 && id != n && m[id].value_len > 2) {
+    if (id != n && m[id].value_len > 2) {
         ctx->id.data = ngx_pnalloc(pool, m[id].value_len - 2);
 
         if (ctx->id.data) {
@@ -569,12 +586,18 @@ ngx_http_llm_relabel_delta(ngx_http_llm_member_t *d, ngx_uint_t delta,
     u_char                 *p, *last;
     size_t                  n;
     ngx_int_t               rc;
-    ngx_uint_t              escaped, other;
+    ngx_uint_t              escaped, function, refusal, reasoning, rcontent;
     ngx_http_llm_member_t   m, content, calls;
 
     ngx_memzero(&content, sizeof(ngx_http_llm_member_t));
     ngx_memzero(&calls, sizeof(ngx_http_llm_member_t));
-    other = 0;
+
+    /* the last of duplicates wins, as in jansson */
+
+    function = 0;
+    refusal = 0;
+    reasoning = 0;
+    rcontent = 0;
 
     p = d->value;
     last = p + d->value_len;
@@ -592,14 +615,16 @@ ngx_http_llm_relabel_delta(ngx_http_llm_member_t *d, ngx_uint_t delta,
             calls = m;
 
         } else if (ngx_http_llm_key_is(&m, "function_call")) {
-            other = 1;
+            function = 1;
 
-        } else if ((ngx_http_llm_key_is(&m, "refusal")
-                    || ngx_http_llm_key_is(&m, "reasoning")
-                    || ngx_http_llm_key_is(&m, "reasoning_content"))
-                   && m.type == '"')
-        {
-            other = 1;
+        } else if (ngx_http_llm_key_is(&m, "refusal")) {
+            refusal = (m.type == '"');
+
+        } else if (ngx_http_llm_key_is(&m, "reasoning")) {
+            reasoning = (m.type == '"');
+
+        } else if (ngx_http_llm_key_is(&m, "reasoning_content")) {
+            rcontent = (m.type == '"');
         }
     }
 
@@ -616,7 +641,8 @@ ngx_http_llm_relabel_delta(ngx_http_llm_member_t *d, ngx_uint_t delta,
         }
     }
 
-    if (delta && (calls.type || other)) {
+    if (delta && (calls.type || function || refusal || reasoning || rcontent))
+    {
         ch->answered = 1;
     }
 

@@ -625,7 +625,7 @@ ngx_http_llm_scan_plain(u_char *p, u_char *last)
     uint64_t  w;
 
 #if defined(__SSE2__)
-    int       mask;
+    unsigned  mask;
     __m128i   x, y, space, quote, backslash;
 
     space = _mm_set1_epi8(0x20);
@@ -637,7 +637,7 @@ ngx_http_llm_scan_plain(u_char *p, u_char *last)
     if (last - p >= 16) {
         x = _mm_loadu_si128((const __m128i *) p);
 
-        mask = _mm_movemask_epi8(
+        mask = (unsigned) _mm_movemask_epi8(
                    _mm_or_si128(_mm_cmplt_epi8(x, space),
                                 _mm_or_si128(_mm_cmpeq_epi8(x, quote),
                                              _mm_cmpeq_epi8(x, backslash))));
@@ -660,10 +660,11 @@ ngx_http_llm_scan_plain(u_char *p, u_char *last)
                          _mm_or_si128(_mm_cmpeq_epi8(y, quote),
                                       _mm_cmpeq_epi8(y, backslash)));
 
-        mask = _mm_movemask_epi8(_mm_or_si128(x, y));
+        mask = (unsigned) _mm_movemask_epi8(_mm_or_si128(x, y));
 
         if (mask) {
-            mask = _mm_movemask_epi8(x) | (_mm_movemask_epi8(y) << 16);
+            mask = (unsigned) _mm_movemask_epi8(x)
+                   | ((unsigned) _mm_movemask_epi8(y) << 16);
             return p + __builtin_ctz(mask);
         }
 
@@ -673,7 +674,7 @@ ngx_http_llm_scan_plain(u_char *p, u_char *last)
     while (last - p >= 16) {
         x = _mm_loadu_si128((const __m128i *) p);
 
-        mask = _mm_movemask_epi8(
+        mask = (unsigned) _mm_movemask_epi8(
                    _mm_or_si128(_mm_cmplt_epi8(x, space),
                                 _mm_or_si128(_mm_cmpeq_epi8(x, quote),
                                              _mm_cmpeq_epi8(x, backslash))));
@@ -953,26 +954,35 @@ ngx_http_llm_scan_space(u_char *p, u_char *last)
 }
 
 
-/* a checked member's value as a whole number: NGX_OK, or NGX_DECLINED */
+/*
+ * A checked member's value as a whole number, as jansson reads one
+ * (INT64_MIN to INT64_MAX): NGX_OK, or NGX_DECLINED.
+ */
 
 ngx_int_t
 ngx_http_llm_scan_int(ngx_http_llm_member_t *m, int64_t *v)
 {
     u_char      *p, *last;
-    int64_t      n;
+    uint64_t     n;
     ngx_uint_t   neg;
 
     p = m->value;
     last = p + m->value_len;
 
-    if (m->type != '0' || m->value_len > 18) {
+    if (m->type != '0') {
         return NGX_DECLINED;
     }
 
     neg = (*p == '-');
+    p += neg;
+
+    if (last - p > 19) {
+        return NGX_DECLINED;
+    }
+
     n = 0;
 
-    for (p += neg; p < last; p++) {
+    for ( /* void */ ; p < last; p++) {
         if (*p < '0' || *p > '9') {
             return NGX_DECLINED;
         }
@@ -980,7 +990,11 @@ ngx_http_llm_scan_int(ngx_http_llm_member_t *m, int64_t *v)
         n = n * 10 + (*p - '0');
     }
 
-    *v = neg ? -n : n;
+    if (n > (uint64_t) INT64_MAX + neg) {
+        return NGX_DECLINED;
+    }
+
+    *v = neg ? (int64_t) (0 - n) : (int64_t) n;
 
     return NGX_OK;
 }

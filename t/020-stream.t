@@ -310,3 +310,22 @@ qq{data: {"id":"x","model":"chat-model","choices":[{"index":0,"delta":{"content"
 . qq{data: {"id":"x","model":"chat-model","choices":[{"index":0,"delta":{"content":"b"},"finish_reason":"stop"}],"provider":"mock"}\n\n}
 . qq{data: [DONE]\n\n}
 
+
+
+=== TEST 16: an event whose JSON spans two "data:" lines reaches the client on one line
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location = /mock/v1/chat/completions {
+        default_type text/event-stream;
+        echo 'data: {"id":"x","model":"m1","choices":[';
+        echo 'data: {"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}';
+        echo '';
+        echo 'data: [DONE]';
+        echo '';
+    }
+--- error_code: 200
+--- response_body eval
+qq{data: {"id":"x","model":"chat-model","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}],"provider":"mock"}\n\n}
+. qq{data: [DONE]\n\n}
+

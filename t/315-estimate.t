@@ -17,11 +17,13 @@ add_block_preprocessor(sub {
     llm_provider quiet http://127.0.0.1:$TEST_NGINX_SERVER_PORT/quiet/v1;
     llm_provider quiets http://127.0.0.1:$TEST_NGINX_SERVER_PORT/quiets/v1;
     llm_provider quietx http://127.0.0.1:$TEST_NGINX_SERVER_PORT/quietx/v1;
+    llm_provider huge http://127.0.0.1:$TEST_NGINX_SERVER_PORT/huge/v1;
     llm_provider mock  http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
 
     llm_model q  { endpoint quiet  model=u input=1 output=2; }
     llm_model qs { endpoint quiets model=u input=1 output=2; }
     llm_model qx { endpoint quietx model=u input=1 output=2; }
+    llm_model hg { endpoint huge model=u input=1 output=2; }
     llm_model m { endpoint mock  model=u input=1 output=2; }
 _EOC_
 
@@ -34,6 +36,11 @@ _EOC_
     location /quiet/v1/chat/completions {
         default_type application/json;
         echo '{"id":"q1","object":"chat.completion","created":1,"model":"u","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there"},"finish_reason":"stop"}]}';
+    }
+
+    location /huge/v1/chat/completions {
+        default_type application/json;
+        echo '{"id":"h1","object":"chat.completion","created":1,"model":"u","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9223372036854775807,"completion_tokens":9223372036854775807,"total_tokens":1}}';
     }
 
     location /quietx/v1/chat/completions {
@@ -109,3 +116,13 @@ qr/"content":"caf\\u00e9\\n"\},"finish_reason":null\}\],"provider":"quietx"\}\n\
 [qr/"usage":\{"prompt_tokens":\d+,"completion_tokens":2,"total_tokens":\d+,"cost":[0-9.e-]+\}/, qr/"usage":\{"prompt_tokens":\d+,"completion_tokens":2,"total_tokens":\d+,"cost":[0-9.e-]+\}/]
 --- response_body_unlike eval
 [qr/estimated/, qr/estimated/]
+
+
+
+=== TEST 4: absurd token counts from a provider: the cost is held at a million dollars, not overflowed
+--- request eval
+"POST /v1/chat/completions\n" . '{"model":"hg","messages":[{"role":"user","content":"ping"}]}'
+--- error_code: 200
+--- response_body_like chomp
+"usage":\{"prompt_tokens":9223372036854775807,"completion_tokens":9223372036854775807,"total_tokens":1,"cost":1000000\.0\},"provider":"huge"\}$
+
