@@ -15,7 +15,8 @@
 #                      the corpora as they are (llvm-cov report)
 #   -j, --parallel N   targets fuzzing at the same time (default 1)
 #   -t, --target NAME  only this target (repeatable): fuzz_sse_decode,
-#                      fuzz_json, fuzz_request_roundtrip, fuzz_scan
+#                      fuzz_json, fuzz_request_roundtrip, fuzz_scan,
+#                      fuzz_relabel
 #   -o, --out DIR      where binaries, corpora, logs and artifacts go
 #                      (default build/fuzz of the repository, git-ignored)
 #
@@ -24,7 +25,8 @@
 # (default clang), FUZZ_FLAGS (more libFuzzer flags), FUZZ_SBUF_NO_SANITIZE
 # (sanitizer checks to leave out of the file with the buffer helpers, e.g.
 # "pointer-overflow,nonnull-attribute" to fuzz past a known finding there
-# until it is fixed; see README.md).
+# until it is fixed; see README.md), FUZZ_SCAN_NO_SANITIZE (the same for
+# the JSON scanner's file, e.g. "shift-base").
 #
 # Exit status: 0 when no target crashed, 1 when one did, 2 on a usage or
 # build problem.  Crash inputs are also copied to tools/fuzz/crashes/.
@@ -45,6 +47,7 @@ BUILD_ONLY=0
 REGRESS=0
 COVERAGE=0
 ALL_TARGETS="fuzz_sse_decode fuzz_json fuzz_request_roundtrip fuzz_scan"
+ALL_TARGETS="$ALL_TARGETS fuzz_relabel"
 TARGETS=""
 
 usage() {
@@ -134,10 +137,14 @@ INCS="-I$NGX_BUILD/src/core -I$NGX_BUILD/src/event
 
 SOURCES="ngx_http_llm_sse ngx_http_llm_anthropic ngx_http_llm_gemini
          ngx_http_llm_messages ngx_http_llm_dialect ngx_http_llm_sbuf
-         ngx_http_llm_scan"
+         ngx_http_llm_scan ngx_http_llm_relabel"
+
+# sources that call into files needing a real request: linked only into
+# the target that stands in for those (source:target)
+OWN_SOURCES="ngx_http_llm_relabel:fuzz_relabel"
 
 build() {
-    local objs="" s t extra
+    local objs="" own="" s t extra o
 
     rm -f "$OUT"/obj/*.o
 
@@ -148,11 +155,18 @@ build() {
         ngx_http_llm_sbuf)
             [ -n "${FUZZ_SBUF_NO_SANITIZE:-}" ] \
                 && extra="-fno-sanitize=$FUZZ_SBUF_NO_SANITIZE" ;;
+        ngx_http_llm_scan)
+            [ -n "${FUZZ_SCAN_NO_SANITIZE:-}" ] \
+                && extra="-fno-sanitize=$FUZZ_SCAN_NO_SANITIZE" ;;
         esac
 
         "$CC" -c $CFLAGS $extra -Wall -Wextra -Wno-unused-parameter $INCS \
             "$MODULE/$s.c" -o "$OUT/obj/$s.o" || return 1
-        objs="$objs $OUT/obj/$s.o"
+
+        case " $OWN_SOURCES " in
+        *" $s:"*) ;;
+        *)        objs="$objs $OUT/obj/$s.o" ;;
+        esac
     done
 
     for s in ngx_fuzz_shim fuzz_common; do
@@ -162,9 +176,15 @@ build() {
     done
 
     for t in $TARGETS; do
+        own=""
+
+        for o in $OWN_SOURCES; do
+            [ "${o#*:}" = "$t" ] && own="$own $OUT/obj/${o%%:*}.o"
+        done
+
         "$CC" -c $CFLAGS -Wall -Wextra -Wno-unused-parameter -Werror $INCS \
             "$HERE/$t.c" -o "$OUT/obj/$t.o" || return 1
-        "$CC" $CFLAGS "$OUT/obj/$t.o" $objs -ljansson -o "$OUT/$t" \
+        "$CC" $CFLAGS "$OUT/obj/$t.o" $own $objs -ljansson -o "$OUT/$t" \
             || return 1
     done
 }
@@ -181,7 +201,7 @@ fi
 # pieces of an event stream
 
 {
-    cat "$MODULE"/ngx_http_llm_{anthropic,gemini,messages}.c \
+    cat "$MODULE"/ngx_http_llm_{anthropic,gemini,messages,relabel}.c \
         | grep -o '"[A-Za-z_$][A-Za-z0-9_:/.$-]*"' | sort -u \
         | grep -v '\.h"$' | sed 's/^"\(.*\)"$/"\\"\1\\""/'
     printf '%s\n' '"data: "' '"event: "' '"id: "' '"retry: "' '": "' \
@@ -212,7 +232,8 @@ sse_seed() {    # file dialect name
 
 rm -rf "$OUT/seeds"
 mkdir -p "$OUT/seeds/fuzz_sse_decode" "$OUT/seeds/fuzz_json" \
-         "$OUT/seeds/fuzz_request_roundtrip" "$OUT/seeds/fuzz_scan"
+         "$OUT/seeds/fuzz_request_roundtrip" "$OUT/seeds/fuzz_scan" \
+         "$OUT/seeds/fuzz_relabel"
 
 dialect_index() {
     case "$1" in openai*) echo 0 ;; anthropic*) echo 1 ;; gemini*) echo 2 ;;
@@ -243,6 +264,48 @@ for f in "$TOP"/t/fixtures/*/*.json "$HERE"/corpus/json/*.json; do
     cp "$f" "$OUT/seeds/fuzz_json/$name"
     cp "$f" "$OUT/seeds/fuzz_request_roundtrip/$name"
     cp "$f" "$OUT/seeds/fuzz_scan/$name"
+done
+
+# fuzz_relabel: byte 0 = flags (fuzz_relabel.c: 1 the client asked for
+# usage, 0x1e the ctx has an id, tokens, output and text already, 0x20
+# legacy completions, 0x80 embeddings), then one event's data, which is
+# also tried as a whole answer: tools/fuzz/corpus/relabel/*.json, the data
+# lines of the OpenAI streams, the OpenAI answers
+
+relabel_seed() {    # name file
+    local flags
+
+    for flags in 00 01 3f 9e; do
+        { printf "\\x$flags"; cat "$2"; } \
+            > "$OUT/seeds/fuzz_relabel/$1-$flags"
+    done
+}
+
+for f in "$HERE"/corpus/relabel/*.json "$TOP"/t/fixtures/openai/*.json; do
+    [ -f "$f" ] || continue
+    relabel_seed "$(basename "$(dirname "$f")")-$(basename "$f" .json)" "$f"
+done
+
+for f in "$TOP"/t/fixtures/openai/*.sse "$HERE"/corpus/sse/openai-*.sse; do
+    [ -f "$f" ] || continue
+
+    case "$f" in
+    "$TOP"/t/fixtures/*) name=openai-$(basename "$f" .sse) ;;
+    *)                   name=$(basename "$f" .sse) ;;
+    esac
+
+    n=0
+
+    while IFS= read -r line; do
+        line=${line%$'\r'}
+
+        case "$line" in
+        "data: {"*)
+            n=$((n + 1))
+            printf '%s' "${line#data: }" > "$OUT/obj/relabel.data"
+            relabel_seed "$name-$n" "$OUT/obj/relabel.data" ;;
+        esac
+    done < "$f"
 done
 
 # into the corpus under the name of their content (libFuzzer's naming), so
