@@ -183,16 +183,19 @@ ngx_http_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     case NGX_HTTP_LLM_FORMAT_ANTHROPIC:
         pr->auth_header = "x-api-key";
+        pr->auth_lowcase = "x-api-key";
         pr->authorization = pr->key;
         break;
 
     case NGX_HTTP_LLM_FORMAT_GEMINI:
         pr->auth_header = "x-goog-api-key";
+        pr->auth_lowcase = "x-goog-api-key";
         pr->authorization = pr->key;
         break;
 
     default: /* NGX_HTTP_LLM_FORMAT_OPENAI */
         pr->auth_header = "Authorization";
+        pr->auth_lowcase = "authorization";
 
         if (pr->key.len) {
             pr->authorization.len = sizeof("Bearer ") - 1 + pr->key.len;
@@ -615,6 +618,23 @@ ngx_http_llm_endpoint(ngx_conf_t *cf, ngx_http_llm_model_conf_ctx_t *mctx)
     /* the URLs of an answer and of a stream are fixed now, not per request */
 
     if (ngx_http_llm_endpoint_urls(cf, ep) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* and the model id as the requests carry it: made once, shared */
+
+    ep->model_json = json_stringn((const char *) ep->model.data,
+                                  ep->model.len);
+
+    if (ep->model_json == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid model id \"%V\" in \"endpoint\" of "
+                           "\"llm_model\" \"%V\": not UTF-8",
+                           &ep->model, &model->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_llm_json_own(cf->pool, ep->model_json) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 

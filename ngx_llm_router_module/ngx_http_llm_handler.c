@@ -43,8 +43,8 @@ static void ngx_http_llm_cleanup(void *data);
 static ngx_int_t ngx_http_llm_subrequest_headers(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx, ngx_http_llm_endpoint_t *ep,
     ngx_http_headers_in_t *hin);
-static ngx_int_t ngx_http_llm_push_header(ngx_http_request_t *r,
-    ngx_http_headers_in_t *hin, const char *name, ngx_str_t *value);
+static ngx_int_t ngx_http_llm_push_header(ngx_http_headers_in_t *hin,
+    const char *name, const char *lowcase, ngx_str_t *value);
 static ngx_int_t ngx_http_llm_attempt_done(ngx_http_request_t *sr, void *data,
     ngx_int_t rc);
 static void ngx_http_llm_resume(ngx_http_request_t *r);
@@ -998,7 +998,9 @@ ngx_http_llm_subrequest_headers(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
 
     ngx_str_set(&value, "application/json");
 
-    if (ngx_http_llm_push_header(r, hin, "Content-Type", &value) != NGX_OK) {
+    if (ngx_http_llm_push_header(hin, "Content-Type", "content-type", &value)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -1006,12 +1008,13 @@ ngx_http_llm_subrequest_headers(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
         ngx_str_set(&value, "text/event-stream");
     }
 
-    if (ngx_http_llm_push_header(r, hin, "Accept", &value) != NGX_OK) {
+    if (ngx_http_llm_push_header(hin, "Accept", "accept", &value) != NGX_OK) {
         return NGX_ERROR;
     }
 
     if (ep->provider->authorization.len
-        && ngx_http_llm_push_header(r, hin, ep->provider->auth_header,
+        && ngx_http_llm_push_header(hin, ep->provider->auth_header,
+                                    ep->provider->auth_lowcase,
                                     &ep->provider->authorization)
            != NGX_OK)
     {
@@ -1021,7 +1024,8 @@ ngx_http_llm_subrequest_headers(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     if (ep->provider->format == NGX_HTTP_LLM_FORMAT_ANTHROPIC) {
         ngx_str_set(&value, "2023-06-01");
 
-        if (ngx_http_llm_push_header(r, hin, "anthropic-version", &value)
+        if (ngx_http_llm_push_header(hin, "anthropic-version",
+                                     "anthropic-version", &value)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -1033,8 +1037,8 @@ ngx_http_llm_subrequest_headers(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
 
 
 static ngx_int_t
-ngx_http_llm_push_header(ngx_http_request_t *r, ngx_http_headers_in_t *hin,
-    const char *name, ngx_str_t *value)
+ngx_http_llm_push_header(ngx_http_headers_in_t *hin, const char *name,
+    const char *lowcase, ngx_str_t *value)
 {
     size_t            len;
     ngx_table_elt_t  *h;
@@ -1049,13 +1053,8 @@ ngx_http_llm_push_header(ngx_http_request_t *r, ngx_http_headers_in_t *hin,
     h->key.data = (u_char *) name;
     h->key.len = len;
     h->value = *value;
-
-    h->lowcase_key = ngx_pnalloc(r->pool, len);
-    if (h->lowcase_key == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = ngx_hash_strlow(h->lowcase_key, h->key.data, len);
+    h->lowcase_key = (u_char *) lowcase;
+    h->hash = ngx_hash_key(h->lowcase_key, len);
 
     return NGX_OK;
 }

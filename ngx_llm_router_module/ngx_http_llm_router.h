@@ -64,6 +64,7 @@ typedef struct {
     ngx_uint_t                  format;
     ngx_str_t                   key;          /* secret: never logged */
     const char                 *auth_header;  /* its name for the dialect */
+    const char                 *auth_lowcase; /* the same, lower case */
     ngx_str_t                   authorization;  /* its value, or empty */
 } ngx_http_llm_provider_t;
 
@@ -152,6 +153,7 @@ typedef struct {
     ngx_http_llm_provider_t    *provider;
     ngx_http_llm_stats_t       *stats;
     ngx_str_t                   model;        /* the provider's model id */
+    json_t                     *model_json;   /* the same, for its requests */
     ngx_str_t                   url;          /* for an answer */
     ngx_str_t                   stream_url;   /* for a stream */
     int64_t                     input_price;  /* pico-USD per token */

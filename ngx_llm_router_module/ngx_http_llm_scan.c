@@ -40,6 +40,8 @@
 static ngx_int_t ngx_http_llm_scan_value(u_char **pos, u_char *last,
     ngx_uint_t level, ngx_uint_t trusted, u_char *type);
 static ngx_int_t ngx_http_llm_scan_skip(u_char **pos, u_char *last);
+static ngx_inline ngx_int_t ngx_http_llm_scan_str(u_char **pos,
+    u_char *last, ngx_uint_t *escaped);
 static ngx_int_t ngx_http_llm_scan_string(u_char **pos, u_char *last,
     ngx_uint_t *escaped);
 static ngx_int_t ngx_http_llm_scan_number(u_char **pos, u_char *last);
@@ -93,7 +95,7 @@ ngx_http_llm_scan_object(u_char *p, u_char *last,
 
         start = ++p;
 
-        rc = ngx_http_llm_scan_string(&p, last, &escaped);
+        rc = ngx_http_llm_scan_str(&p, last, &escaped);
         if (rc != NGX_OK) {
             return rc;
         }
@@ -395,7 +397,7 @@ value:
         p++;
 
         rc = trusted ? ngx_http_llm_scan_skip(&p, last)
-                     : ngx_http_llm_scan_string(&p, last, &escaped);
+                     : ngx_http_llm_scan_str(&p, last, &escaped);
         if (rc != NGX_OK) {
             return rc;
         }
@@ -454,7 +456,7 @@ key:
         escaped = 0;
 
     } else {
-        rc = ngx_http_llm_scan_string(&p, last, &escaped);
+        rc = ngx_http_llm_scan_str(&p, last, &escaped);
     }
 
     if (rc != NGX_OK) {
@@ -512,6 +514,30 @@ next:
     }
 
     return NGX_ERROR;
+}
+
+
+/*
+ * A string after its opening quote: most are plain ASCII to their closing
+ * quote, found here without a call; the rest is ngx_http_llm_scan_string()'s.
+ */
+
+static ngx_inline ngx_int_t
+ngx_http_llm_scan_str(u_char **pos, u_char *last, ngx_uint_t *escaped)
+{
+    u_char  *q;
+
+    q = ngx_http_llm_scan_plain(*pos, last);
+
+    if (q < last && *q == '"') {
+        *pos = q + 1;
+        *escaped = 0;
+        return NGX_OK;
+    }
+
+    *pos = q;
+
+    return ngx_http_llm_scan_string(pos, last, escaped);
 }
 
 

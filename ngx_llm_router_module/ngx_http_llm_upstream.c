@@ -196,9 +196,7 @@ ngx_http_llm_upstream_openai(ngx_http_llm_ctx_t *ctx,
 
     body = ctx->body;
 
-    if (json_object_set_new(body, "model", ngx_http_llm_json_str(&ep->model))
-        != 0)
-    {
+    if (json_object_set(body, "model", ep->model_json) != 0) {
         return NGX_ERROR;
     }
 

@@ -159,6 +159,15 @@ qr/\[emerg\] \d+#\d+: unknown provider "nobody" in "endpoint" of "llm_model" "m"
 
 
 
+=== TEST 10b: a model id that is not UTF-8
+--- http_config eval
+"    llm_provider x http://127.0.0.1/v1;\n"
+. "    llm_model m {\n        endpoint x model=caf\xe9;\n    }\n"
+--- error eval
+qr/\[emerg\] \d+#\d+: invalid model id "caf\xe9" in "endpoint" of "llm_model" "m": not UTF-8 in \S+nginx.conf:\d+/
+
+
+
 === TEST 11: a price that is not a number
 --- http_config
     llm_provider x http://127.0.0.1/v1;
