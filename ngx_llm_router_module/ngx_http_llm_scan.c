@@ -658,15 +658,16 @@ ngx_http_llm_scan_plain(u_char *p, u_char *last)
     quote = _mm_set1_epi8('"');
     backslash = _mm_set1_epi8('\\');
 
-    /* most strings are short: the first 16 bytes alone */
+#define ngx_http_llm_scan_flags(v)                                            \
+    _mm_or_si128(_mm_cmplt_epi8(v, space),                                    \
+                 _mm_or_si128(_mm_cmpeq_epi8(v, quote),                       \
+                              _mm_cmpeq_epi8(v, backslash)))
+
+    /* most strings are short: the first 16 bytes alone, then 32 at a time */
 
     if (last - p >= 16) {
-        x = _mm_loadu_si128((const __m128i *) p);
-
-        mask = (unsigned) _mm_movemask_epi8(
-                   _mm_or_si128(_mm_cmplt_epi8(x, space),
-                                _mm_or_si128(_mm_cmpeq_epi8(x, quote),
-                                             _mm_cmpeq_epi8(x, backslash))));
+        x = ngx_http_llm_scan_flags(_mm_loadu_si128((const __m128i *) p));
+        mask = (unsigned) _mm_movemask_epi8(x);
 
         if (mask) {
             return p + __builtin_ctz(mask);
@@ -676,19 +677,11 @@ ngx_http_llm_scan_plain(u_char *p, u_char *last)
     }
 
     while (last - p >= 32) {
-        x = _mm_loadu_si128((const __m128i *) p);
-        y = _mm_loadu_si128((const __m128i *) (p + 16));
+        x = ngx_http_llm_scan_flags(_mm_loadu_si128((const __m128i *) p));
+        y = ngx_http_llm_scan_flags(
+                _mm_loadu_si128((const __m128i *) (p + 16)));
 
-        x = _mm_or_si128(_mm_cmplt_epi8(x, space),
-                         _mm_or_si128(_mm_cmpeq_epi8(x, quote),
-                                      _mm_cmpeq_epi8(x, backslash)));
-        y = _mm_or_si128(_mm_cmplt_epi8(y, space),
-                         _mm_or_si128(_mm_cmpeq_epi8(y, quote),
-                                      _mm_cmpeq_epi8(y, backslash)));
-
-        mask = (unsigned) _mm_movemask_epi8(_mm_or_si128(x, y));
-
-        if (mask) {
+        if (_mm_movemask_epi8(_mm_or_si128(x, y))) {
             mask = (unsigned) _mm_movemask_epi8(x)
                    | ((unsigned) _mm_movemask_epi8(y) << 16);
             return p + __builtin_ctz(mask);
@@ -697,13 +690,9 @@ ngx_http_llm_scan_plain(u_char *p, u_char *last)
         p += 32;
     }
 
-    while (last - p >= 16) {
-        x = _mm_loadu_si128((const __m128i *) p);
-
-        mask = (unsigned) _mm_movemask_epi8(
-                   _mm_or_si128(_mm_cmplt_epi8(x, space),
-                                _mm_or_si128(_mm_cmpeq_epi8(x, quote),
-                                             _mm_cmpeq_epi8(x, backslash))));
+    if (last - p >= 16) {
+        x = ngx_http_llm_scan_flags(_mm_loadu_si128((const __m128i *) p));
+        mask = (unsigned) _mm_movemask_epi8(x);
 
         if (mask) {
             return p + __builtin_ctz(mask);
@@ -711,6 +700,8 @@ ngx_http_llm_scan_plain(u_char *p, u_char *last)
 
         p += 16;
     }
+
+#undef ngx_http_llm_scan_flags
 #endif
 
     while (last - p >= 8) {
