@@ -23,10 +23,6 @@
 static ngx_int_t ngx_http_llm_label(ngx_http_llm_ctx_t *ctx, json_t *root);
 static ngx_int_t ngx_http_llm_data(ngx_http_llm_ctx_t *ctx, json_t *json);
 static ngx_int_t ngx_http_llm_events(ngx_http_llm_ctx_t *ctx, json_t *events);
-static ngx_uint_t ngx_http_llm_answered(json_t *choices,
-    ngx_uint_t *finished);
-static void ngx_http_llm_keep_id(ngx_http_llm_ctx_t *ctx, json_t *root);
-static void ngx_http_llm_count_text(ngx_http_llm_ctx_t *ctx, json_t *choices);
 static json_t *ngx_http_llm_chunk_of(json_t *answer);
 
 
@@ -478,63 +474,6 @@ ngx_http_llm_events(ngx_http_llm_ctx_t *ctx, json_t *events)
 }
 
 
-/*
- * A chunk proves the attempt good when it carries something of the answer:
- * text, a tool call, a refusal, reasoning or a finish reason.  A bare role
- * announcement does not, so a provider that says hello and stalls can
- * still be left.
- */
-
-static ngx_uint_t
-ngx_http_llm_answered(json_t *choices, ngx_uint_t *finished)
-{
-    size_t       i;
-    json_t      *choice, *delta, *v;
-    ngx_uint_t   answered;
-
-    answered = 0;
-
-    json_array_foreach(choices, i, choice) {
-
-        if (json_is_string(json_object_get(choice, "finish_reason"))) {
-            *finished = 1;
-            answered = 1;
-        }
-
-        /* the legacy completions' text */
-
-        v = json_object_get(choice, "text");
-
-        if (json_is_string(v) && json_string_length(v) > 0) {
-            answered = 1;
-        }
-
-        delta = json_object_get(choice, "delta");
-
-        if (!json_is_object(delta)) {
-            continue;
-        }
-
-        v = json_object_get(delta, "content");
-
-        if (json_is_string(v) && json_string_length(v) > 0) {
-            answered = 1;
-        }
-
-        if (json_object_get(delta, "tool_calls") != NULL
-            || json_object_get(delta, "function_call") != NULL
-            || json_is_string(json_object_get(delta, "refusal"))
-            || json_is_string(json_object_get(delta, "reasoning"))
-            || json_is_string(json_object_get(delta, "reasoning_content")))
-        {
-            answered = 1;
-        }
-    }
-
-    return answered;
-}
-
-
 static ngx_int_t
 ngx_http_llm_label(ngx_http_llm_ctx_t *ctx, json_t *root)
 {
@@ -554,110 +493,6 @@ ngx_http_llm_label(ngx_http_llm_ctx_t *ctx, json_t *root)
     }
 
     return NGX_OK;
-}
-
-
-void
-ngx_http_llm_usage(ngx_http_llm_ctx_t *ctx, json_t *usage)
-{
-    json_t                  *v;
-    ngx_http_llm_attempt_t  *a;
-
-    if (!json_is_object(usage)) {
-        return;
-    }
-
-    a = ctx->attempt;
-
-    v = json_object_get(usage, "prompt_tokens");
-
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        a->prompt_tokens = json_integer_value(v);
-    }
-
-    v = json_object_get(usage, "completion_tokens");
-
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        a->completion_tokens = json_integer_value(v);
-    }
-
-    v = json_object_get(json_object_get(usage, "prompt_tokens_details"),
-                        "cached_tokens");
-
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        a->cached_tokens = json_integer_value(v);
-    }
-
-    /* the router's own estimate, or a provider's that says it is one */
-
-    a->usage_seen = 1;
-    a->estimated = json_is_true(json_object_get(usage, "estimated"));
-}
-
-
-/* the answer's text relayed so far, for an estimate if usage never comes */
-
-static void
-ngx_http_llm_count_text(ngx_http_llm_ctx_t *ctx, json_t *choices)
-{
-    size_t   i, j;
-    json_t  *choice, *delta, *v, *call;
-
-    json_array_foreach(choices, i, choice) {
-        delta = json_object_get(choice, "delta");
-
-        if (delta == NULL) {
-            delta = json_object_get(choice, "message");
-        }
-
-        v = json_object_get(delta, "content");
-
-        if (json_is_string(v)) {
-            ctx->text_bytes += json_string_length(v);
-        }
-
-        v = json_object_get(choice, "text");
-
-        if (json_is_string(v)) {
-            ctx->text_bytes += json_string_length(v);
-        }
-
-        json_array_foreach(json_object_get(delta, "tool_calls"), j, call) {
-            v = json_object_get(json_object_get(call, "function"),
-                                "arguments");
-
-            if (json_is_string(v)) {
-                ctx->text_bytes += json_string_length(v);
-            }
-        }
-    }
-}
-
-
-static void
-ngx_http_llm_keep_id(ngx_http_llm_ctx_t *ctx, json_t *root)
-{
-    json_t  *id;
-
-    if (ctx->id.len) {
-        return;
-    }
-
-    id = json_object_get(root, "id");
-
-    if (!json_is_string(id) || json_string_length(id) > 256) {
-        return;
-    }
-
-    ctx->id.len = json_string_length(id);
-    ctx->id.data = ngx_pnalloc(ctx->request->pool, ctx->id.len);
-
-    if (ctx->id.data == NULL) {
-        ctx->id.len = 0;
-        return;
-    }
-
-    ngx_memcpy(ctx->id.data, json_string_value(id), ctx->id.len);
 }
 
 

@@ -420,6 +420,9 @@ ngx_int_t ngx_http_llm_emit_answer(ngx_http_llm_ctx_t *ctx, json_t *answer);
 ngx_int_t ngx_http_llm_stream_end(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx);
 void ngx_http_llm_usage(ngx_http_llm_ctx_t *ctx, json_t *usage);
+ngx_uint_t ngx_http_llm_answered(json_t *choices, ngx_uint_t *finished);
+void ngx_http_llm_keep_id(ngx_http_llm_ctx_t *ctx, json_t *root);
+void ngx_http_llm_count_text(ngx_http_llm_ctx_t *ctx, json_t *choices);
 
 
 /* OpenAI answers relabelled from their bytes */

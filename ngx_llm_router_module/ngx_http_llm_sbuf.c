@@ -8,9 +8,10 @@
 
 
 /*
- * Growable byte buffers in a request's pool, and JSON serialized into
- * them.  Nothing else of nginx is needed here but the pool, so the fuzz
- * targets (tools/fuzz/) link this file as it is.
+ * Growable byte buffers in a request's pool, JSON serialized into them,
+ * and real numbers written as that serialization writes them.  Nothing
+ * else of nginx is needed here but the pool, so the fuzz targets
+ * (tools/fuzz/) link this file as it is.
  */
 
 
@@ -131,4 +132,131 @@ ngx_http_llm_json_dump(ngx_pool_t *pool, json_t *json, ngx_http_llm_sbuf_t *sb)
     sb->len = 0;
 
     return ngx_http_llm_json_append(pool, json, sb);
+}
+
+
+/*
+ * A real number as ngx_http_llm_json_dump() writes one (jansson's format
+ * at precision 15: "%.15g", a ".0" where it would read as an integer, no
+ * '+' or leading zeros in the exponent), for answers put together by hand.
+ */
+
+u_char *
+ngx_http_llm_json_real(u_char *p, double v)
+{
+    char  buf[64], *s, *e, *d;
+    int   n;
+
+    n = snprintf(buf, sizeof(buf), "%.15g", v);
+
+    if (n <= 0 || n >= (int) sizeof(buf) - 3) {
+        return ngx_cpymem(p, "0.0", 3);
+    }
+
+    if (strchr(buf, '.') == NULL && strchr(buf, 'e') == NULL) {
+        buf[n++] = '.';
+        buf[n++] = '0';
+        buf[n] = '\0';
+    }
+
+    e = strchr(buf, 'e');
+
+    if (e) {
+        s = e + 1;
+        d = s;
+
+        if (*s == '-') {
+            s++;
+            d++;
+
+        } else if (*s == '+') {
+            s++;
+        }
+
+        while (*s == '0' && s[1] != '\0') {
+            s++;
+        }
+
+        ngx_memmove(d, s, strlen(s) + 1);
+        n = strlen(buf);
+    }
+
+    return ngx_cpymem(p, buf, n);
+}
+
+
+/*
+ * A cost of "pico" pico-USD as ngx_http_llm_json_real() writes pico / 1e12,
+ * without printf: below 10^15 the quotient has at most 15 significant
+ * digits, and "%.15g" gives those back exactly, trailing zeros dropped.
+ */
+
+u_char *
+ngx_http_llm_json_pico(u_char *p, int64_t pico)
+{
+    u_char     digits[NGX_INT64_LEN];
+    ngx_int_t  nd, ns, x, i;
+
+    if (pico <= 0 || pico >= 1000000000000000LL) {
+        return ngx_http_llm_json_real(p, (double) pico / 1e12);
+    }
+
+    nd = 0;
+
+    for (x = pico; x > 0; x /= 10) {
+        nd++;
+    }
+
+    for (i = nd - 1, x = pico; i >= 0; i--, x /= 10) {
+        digits[i] = (u_char) ('0' + x % 10);
+    }
+
+    for (ns = nd; digits[ns - 1] == '0'; ns--) {
+        /* void */
+    }
+
+    x = nd - 13;        /* the decimal exponent of its first digit */
+
+    if (x < -4) {
+        *p++ = digits[0];
+
+        if (ns > 1) {
+            *p++ = '.';
+            p = ngx_cpymem(p, digits + 1, ns - 1);
+        }
+
+        /* 5 to 12 */
+
+        *p++ = 'e';
+        *p++ = '-';
+
+        if (x <= -10) {
+            *p++ = '1';
+        }
+
+        *p++ = (u_char) ('0' + (-x) % 10);
+
+        return p;
+    }
+
+    if (x >= 0) {
+        p = ngx_cpymem(p, digits, x + 1);
+        *p++ = '.';
+
+        if (ns > x + 1) {
+            return ngx_cpymem(p, digits + x + 1, ns - x - 1);
+        }
+
+        *p++ = '0';
+        return p;
+    }
+
+    *p++ = '0';
+    *p++ = '.';
+
+    for (i = x + 1; i < 0; i++) {
+        *p++ = '0';
+    }
+
+    return ngx_cpymem(p, digits, ns);
 }

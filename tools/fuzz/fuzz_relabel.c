@@ -60,102 +60,6 @@
 #define FUZZ_PREV_EVENT       "data: {\"id\":\"earlier\",\"choices\":[]}\n\n"
 
 
-/* --- stand-ins for what ngx_http_llm_relabel.c calls ------------------- */
-
-/* ngx_http_llm_emit.c's, as it is there */
-
-void
-ngx_http_llm_usage(ngx_http_llm_ctx_t *ctx, json_t *usage)
-{
-    json_t                  *v;
-    ngx_http_llm_attempt_t  *a;
-
-    if (!json_is_object(usage)) {
-        return;
-    }
-
-    a = ctx->attempt;
-
-    v = json_object_get(usage, "prompt_tokens");
-
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        a->prompt_tokens = json_integer_value(v);
-    }
-
-    v = json_object_get(usage, "completion_tokens");
-
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        a->completion_tokens = json_integer_value(v);
-    }
-
-    v = json_object_get(json_object_get(usage, "prompt_tokens_details"),
-                        "cached_tokens");
-
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        a->cached_tokens = json_integer_value(v);
-    }
-
-    a->usage_seen = 1;
-    a->estimated = json_is_true(json_object_get(usage, "estimated"));
-}
-
-
-/*
- * Not the real prices: a cost that depends on every token count, so that
- * one noted too late (after the cost was written) shows.  Wraps around
- * rather than overflow.
- */
-
-int64_t
-ngx_http_llm_attempt_cost(ngx_http_llm_attempt_t *a)
-{
-    return (int64_t) ((uint64_t) a->prompt_tokens * 1000000
-                      + (uint64_t) a->completion_tokens * 2000000
-                      + (uint64_t) a->cached_tokens * 1000);
-}
-
-
-/* ngx_http_llm_cost.c's */
-
-ngx_int_t
-ngx_http_llm_usage_json(ngx_http_llm_ctx_t *ctx, json_t *usage)
-{
-    ngx_http_llm_attempt_t  *a;
-
-    a = ctx->attempt;
-
-    if (a->estimated
-        && (json_object_set_new(usage, "estimated", json_true()) != 0))
-    {
-        return NGX_ERROR;
-    }
-
-    if (json_object_set_new(usage, "cost",
-                            json_real((double) ngx_http_llm_attempt_cost(a)
-                                      / 1e12))
-        != 0)
-    {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-/* any valid JSON number for the cost, 24 bytes at most */
-
-u_char *
-ngx_http_llm_json_pico(u_char *p, int64_t pico)
-{
-    int   n;
-    char  buf[32];
-
-    n = snprintf(buf, sizeof(buf), "%llde-12", (long long) pico);
-
-    return ngx_cpymem(p, buf, n);
-}
-
-
 /* --- the reference: what the jansson path notes ------------------------ */
 
 typedef struct {
@@ -247,114 +151,31 @@ fuzz_state_check(fuzz_state_t *expect, fuzz_state_t *got, const char *what)
 }
 
 
-/* ngx_http_llm_keep_id() */
+/* ngx_http_llm_keep_id() and ngx_http_llm_count_text() on the state */
 
 static void
-fuzz_keep_id(fuzz_state_t *s, json_t *root)
+fuzz_noted(fuzz_env_t *env, fuzz_state_t *s, json_t *root, json_t *choices)
 {
-    json_t  *id;
+    ngx_http_llm_ctx_t  ctx;
 
-    if (s->id_len) {
-        return;
+    ctx = env->ctx;
+    ctx.id.data = s->id;
+    ctx.id.len = s->id_len;
+    ctx.text_bytes = s->text_bytes;
+
+    ngx_http_llm_keep_id(&ctx, root);
+    ngx_http_llm_count_text(&ctx, choices);
+
+    if (ctx.id.len > sizeof(s->id)) {
+        FUZZ_FAIL("an id of %zu bytes kept", ctx.id.len);
     }
 
-    id = json_object_get(root, "id");
-
-    if (!json_is_string(id) || json_string_length(id) > 256) {
-        return;
+    if (ctx.id.data != s->id) {
+        memcpy(s->id, ctx.id.data, ctx.id.len);
     }
 
-    s->id_len = json_string_length(id);
-    memcpy(s->id, json_string_value(id), s->id_len);
-}
-
-
-/* ngx_http_llm_count_text() */
-
-static void
-fuzz_count_text(fuzz_state_t *s, json_t *choices)
-{
-    size_t   i, j;
-    json_t  *choice, *delta, *v, *call;
-
-    json_array_foreach(choices, i, choice) {
-        delta = json_object_get(choice, "delta");
-
-        if (delta == NULL) {
-            delta = json_object_get(choice, "message");
-        }
-
-        v = json_object_get(delta, "content");
-
-        if (json_is_string(v)) {
-            s->text_bytes += json_string_length(v);
-        }
-
-        v = json_object_get(choice, "text");
-
-        if (json_is_string(v)) {
-            s->text_bytes += json_string_length(v);
-        }
-
-        json_array_foreach(json_object_get(delta, "tool_calls"), j, call) {
-            v = json_object_get(json_object_get(call, "function"),
-                                "arguments");
-
-            if (json_is_string(v)) {
-                s->text_bytes += json_string_length(v);
-            }
-        }
-    }
-}
-
-
-/* ngx_http_llm_answered() */
-
-static ngx_uint_t
-fuzz_answered(json_t *choices, ngx_uint_t *finished)
-{
-    size_t       i;
-    json_t      *choice, *delta, *v;
-    ngx_uint_t   answered;
-
-    answered = 0;
-
-    json_array_foreach(choices, i, choice) {
-
-        if (json_is_string(json_object_get(choice, "finish_reason"))) {
-            *finished = 1;
-            answered = 1;
-        }
-
-        v = json_object_get(choice, "text");
-
-        if (json_is_string(v) && json_string_length(v) > 0) {
-            answered = 1;
-        }
-
-        delta = json_object_get(choice, "delta");
-
-        if (!json_is_object(delta)) {
-            continue;
-        }
-
-        v = json_object_get(delta, "content");
-
-        if (json_is_string(v) && json_string_length(v) > 0) {
-            answered = 1;
-        }
-
-        if (json_object_get(delta, "tool_calls") != NULL
-            || json_object_get(delta, "function_call") != NULL
-            || json_is_string(json_object_get(delta, "refusal"))
-            || json_is_string(json_object_get(delta, "reasoning"))
-            || json_is_string(json_object_get(delta, "reasoning_content")))
-        {
-            answered = 1;
-        }
-    }
-
-    return answered;
+    s->id_len = ctx.id.len;
+    s->text_bytes = ctx.text_bytes;
 }
 
 
@@ -401,8 +222,12 @@ fuzz_env_create(ngx_pool_t *pool, u_char flags, ngx_uint_t api)
     ngx_str_set(&env->provider.name_json, "\"prov\"");
     env->provider.format = NGX_HTTP_LLM_FORMAT_OPENAI;
 
+    /* prices that make every token count show in the cost */
+
     env->ep.provider = &env->provider;
-    env->ep.cached_price = -1;
+    env->ep.input_price = 1000000;
+    env->ep.output_price = 2000000;
+    env->ep.cached_price = 1000;
 
     ngx_str_set(&env->model.name, "pub");
     ngx_str_set(&env->model.name_json, "\"pub\"");
@@ -527,7 +352,7 @@ fuzz_equal(json_t *a, json_t *b)
 
 static void
 fuzz_check_json(const u_char *text, size_t len, json_t *root,
-    fuzz_state_t *s, int dups, const char *what)
+    fuzz_state_t *s, ngx_http_llm_endpoint_t *ep, int dups, const char *what)
 {
     char                    buf[64], *e;
     double                  c1, c2;
@@ -567,19 +392,20 @@ fuzz_check_json(const u_char *text, size_t len, json_t *root,
         }
 
         /*
-         * the attempt's cost, with its tokens of this usage: as the
-         * stand-in of ngx_http_llm_json_pico() writes it, or as jansson
-         * does (JSON_REAL_PRECISION(15)) when the usage went through it
+         * the attempt's cost, with its tokens of this usage: as
+         * ngx_http_llm_json_pico() writes it, or as jansson does
+         * (JSON_REAL_PRECISION(15)) when the usage went through it
          */
 
         ngx_memzero(&a, sizeof(ngx_http_llm_attempt_t));
+        a.endpoint = ep;
         a.prompt_tokens = s->prompt_tokens;
         a.completion_tokens = s->completion_tokens;
         a.cached_tokens = s->cached_tokens;
 
         pico = ngx_http_llm_attempt_cost(&a);
 
-        snprintf(buf, sizeof(buf), "%llde-12", (long long) pico);
+        *ngx_http_llm_json_pico((u_char *) buf, pico) = '\0';
         c1 = strtod(buf, NULL);
         snprintf(buf, sizeof(buf), "%.15g", (double) pico / 1e12);
         c2 = strtod(buf, NULL);
@@ -726,8 +552,7 @@ fuzz_chunk(const u_char *data, size_t size, u_char flags)
 
     expect = before;
 
-    fuzz_keep_id(&expect, root);
-    fuzz_count_text(&expect, choices);
+    fuzz_noted(env, &expect, root, choices);
 
     if (json_is_object(usage)) {
         fuzz_usage(env, &expect, usage);
@@ -735,7 +560,7 @@ fuzz_chunk(const u_char *data, size_t size, u_char flags)
 
     finished = 0;
 
-    if (fuzz_answered(choices, &finished)) {
+    if (ngx_http_llm_answered(choices, &finished)) {
         expect.answered = 1;
     }
 
@@ -784,8 +609,8 @@ fuzz_chunk(const u_char *data, size_t size, u_char flags)
                   (int) ngx_min(len, 2000), p);
     }
 
-    fuzz_check_json(p, len, root, &expect, fuzz_has_dups(data, size),
-                    "chunk");
+    fuzz_check_json(p, len, root, &expect, &env->ep,
+                    fuzz_has_dups(data, size), "chunk");
 
     json_decref(root);
 
@@ -893,7 +718,7 @@ fuzz_answer(const u_char *data, size_t size, u_char flags)
     /* the answer replaces what ctx->out held */
 
     fuzz_check_json(env->ctx.out.data, env->ctx.out.len, root, &expect,
-                    fuzz_has_dups(data, size), "answer");
+                    &env->ep, fuzz_has_dups(data, size), "answer");
 
     json_decref(root);
 

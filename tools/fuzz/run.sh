@@ -137,14 +137,10 @@ INCS="-I$NGX_BUILD/src/core -I$NGX_BUILD/src/event
 
 SOURCES="ngx_http_llm_sse ngx_http_llm_anthropic ngx_http_llm_gemini
          ngx_http_llm_messages ngx_http_llm_dialect ngx_http_llm_sbuf
-         ngx_http_llm_scan ngx_http_llm_relabel"
-
-# sources that call into files needing a real request: linked only into
-# the target that stands in for those (source:target)
-OWN_SOURCES="ngx_http_llm_relabel:fuzz_relabel"
+         ngx_http_llm_scan ngx_http_llm_relabel ngx_http_llm_usage"
 
 build() {
-    local objs="" own="" s t extra o
+    local objs="" s t extra
 
     rm -f "$OUT"/obj/*.o
 
@@ -162,11 +158,7 @@ build() {
 
         "$CC" -c $CFLAGS $extra -Wall -Wextra -Wno-unused-parameter $INCS \
             "$MODULE/$s.c" -o "$OUT/obj/$s.o" || return 1
-
-        case " $OWN_SOURCES " in
-        *" $s:"*) ;;
-        *)        objs="$objs $OUT/obj/$s.o" ;;
-        esac
+        objs="$objs $OUT/obj/$s.o"
     done
 
     for s in ngx_fuzz_shim fuzz_common; do
@@ -176,15 +168,9 @@ build() {
     done
 
     for t in $TARGETS; do
-        own=""
-
-        for o in $OWN_SOURCES; do
-            [ "${o#*:}" = "$t" ] && own="$own $OUT/obj/${o%%:*}.o"
-        done
-
         "$CC" -c $CFLAGS -Wall -Wextra -Wno-unused-parameter -Werror $INCS \
             "$HERE/$t.c" -o "$OUT/obj/$t.o" || return 1
-        "$CC" $CFLAGS "$OUT/obj/$t.o" $own $objs -ljansson -o "$OUT/$t" \
+        "$CC" $CFLAGS "$OUT/obj/$t.o" $objs -ljansson -o "$OUT/$t" \
             || return 1
     done
 }
