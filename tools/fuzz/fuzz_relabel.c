@@ -461,12 +461,50 @@ fuzz_has_dups(const u_char *data, size_t len)
 }
 
 
+/*
+ * One call of "fn" on a copy of exactly the input's size (any read past
+ * its end is caught), with the ctx's state before and after it; the input
+ * must come back unchanged.
+ */
+
+static ngx_int_t
+fuzz_call(fuzz_env_t *env,
+    ngx_int_t (*fn)(ngx_http_llm_ctx_t *ctx, u_char *data, size_t len),
+    const u_char *data, size_t size, fuzz_state_t *before,
+    fuzz_state_t *after, const char *what)
+{
+    u_char     *buf;
+    ngx_int_t   rc;
+
+    buf = malloc(size ? size : 1);
+    if (buf == NULL) {
+        FUZZ_FAIL("out of memory");
+    }
+
+    memcpy(buf, data, size);
+
+    fuzz_state_get(&env->ctx, before);
+
+    rc = fn(&env->ctx, buf, size);
+
+    fuzz_state_get(&env->ctx, after);
+
+    if (memcmp(buf, data, size) != 0) {
+        FUZZ_FAIL("%s: the bytes path changed its input", what);
+    }
+
+    free(buf);
+
+    return rc;
+}
+
+
 /* --- the two entry points ---------------------------------------------- */
 
 static void
 fuzz_chunk(const u_char *data, size_t size, u_char flags)
 {
-    u_char         *buf, *p;
+    u_char         *p;
     size_t          len;
     json_t         *root, *choices, *usage;
     ngx_int_t       rc;
@@ -484,24 +522,8 @@ fuzz_chunk(const u_char *data, size_t size, u_char flags)
     pool = ngx_fuzz_pool_create();
     env = fuzz_env_create(pool, flags, api);
 
-    /* a copy of exactly its size: any read past the end is caught */
-
-    buf = malloc(size ? size : 1);
-    if (buf == NULL) {
-        FUZZ_FAIL("out of memory");
-    }
-
-    memcpy(buf, data, size);
-
-    fuzz_state_get(&env->ctx, &before);
-
-    rc = ngx_http_llm_emit_chunk_bytes(&env->ctx, buf, size);
-
-    fuzz_state_get(&env->ctx, &after);
-
-    if (memcmp(buf, data, size) != 0) {
-        FUZZ_FAIL("chunk: ngx_http_llm_emit_chunk_bytes() changed its input");
-    }
+    rc = fuzz_call(env, ngx_http_llm_emit_chunk_bytes, data, size, &before,
+                   &after, "chunk");
 
     if ((flags & FUZZ_F_OUT)
         && memcmp(env->ctx.out.data, FUZZ_PREV_EVENT,
@@ -616,7 +638,6 @@ fuzz_chunk(const u_char *data, size_t size, u_char flags)
 
 done:
 
-    free(buf);
     free(env);
     ngx_fuzz_pool_destroy(pool);
 }
@@ -625,7 +646,6 @@ done:
 static void
 fuzz_answer(const u_char *data, size_t size, u_char flags)
 {
-    u_char         *buf;
     json_t         *root, *usage;
     ngx_int_t       rc;
     ngx_uint_t      api;
@@ -641,23 +661,8 @@ fuzz_answer(const u_char *data, size_t size, u_char flags)
     pool = ngx_fuzz_pool_create();
     env = fuzz_env_create(pool, flags, api);
 
-    buf = malloc(size ? size : 1);
-    if (buf == NULL) {
-        FUZZ_FAIL("out of memory");
-    }
-
-    memcpy(buf, data, size);
-
-    fuzz_state_get(&env->ctx, &before);
-
-    rc = ngx_http_llm_emit_answer_bytes(&env->ctx, buf, size);
-
-    fuzz_state_get(&env->ctx, &after);
-
-    if (memcmp(buf, data, size) != 0) {
-        FUZZ_FAIL("answer: ngx_http_llm_emit_answer_bytes() changed its "
-                  "input");
-    }
+    rc = fuzz_call(env, ngx_http_llm_emit_answer_bytes, data, size, &before,
+                   &after, "answer");
 
     if (rc == NGX_ERROR) {
         FUZZ_FAIL("answer: NGX_ERROR (out of memory, which does not happen "
@@ -724,7 +729,6 @@ fuzz_answer(const u_char *data, size_t size, u_char flags)
 
 done:
 
-    free(buf);
     free(env);
     ngx_fuzz_pool_destroy(pool);
 }
