@@ -109,7 +109,6 @@ ngx_http_llm_body_parse(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
             /* the last of duplicates wins, as in jansson */
             ctx->raw = m[i];
             ctx->has_raw = 1;
-            (void) json_object_deln(body, raw, m[i].key_len);
             continue;
         }
 
@@ -332,7 +331,7 @@ ngx_http_llm_body_check(ngx_http_llm_ctx_t *ctx, size_t *bad)
             keys |= escaped;
 
             if (!escaped && m.key_len == 4
-                && ngx_strncmp(m.key, "role", 4) == 0)
+                && ngx_memcmp(m.key, "role", 4) == 0)
             {
                 /* the last of duplicates wins, as in jansson */
                 role = (m.type == '"');

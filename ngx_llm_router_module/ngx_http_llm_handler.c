@@ -27,6 +27,8 @@ static ngx_int_t ngx_http_llm_chat(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx);
 static ngx_int_t ngx_http_llm_models(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx, json_t *body);
+static json_t *ngx_http_llm_member(ngx_http_llm_ctx_t *ctx, json_t *body,
+    const char *key);
 static ngx_int_t ngx_http_llm_strip(ngx_http_request_t *r, json_t *body);
 static ngx_int_t ngx_http_llm_add_model(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx, json_t *body, ngx_str_t *name);
@@ -368,7 +370,7 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
                                        problem, bad);
     }
 
-    v = json_object_get(body, "stream");
+    v = ngx_http_llm_member(ctx, body, "stream");
 
     if (v && !json_is_boolean(v) && !json_is_null(v)) {
         return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
@@ -379,7 +381,7 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 
     ctx->stream = json_is_true(v) && ctx->api != NGX_HTTP_LLM_API_EMBEDDINGS;
 
-    v = json_object_get(body, "stream_options");
+    v = ngx_http_llm_member(ctx, body, "stream_options");
 
     if (v && !json_is_object(v) && !json_is_null(v)) {
         return ngx_http_llm_send_error(r, NGX_HTTP_BAD_REQUEST, NULL,
@@ -390,7 +392,9 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 
     ctx->include_usage = json_is_true(json_object_get(v, "include_usage"));
 
-    problem = ngx_http_llm_parse_prefs(r, json_object_get(client, "provider"),
+    problem = ngx_http_llm_parse_prefs(r,
+                                       ngx_http_llm_member(ctx, client,
+                                                           "provider"),
                                        &ctx->prefs);
     if (problem) {
         if (ctx->prefs.unknown) {
@@ -456,6 +460,37 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
     }
 
     return ngx_http_llm_next_attempt(r, ctx);
+}
+
+
+/*
+ * A member of the client's request as json_object_get() finds it, for
+ * the reading of the request before the router changes it: when the body
+ * was scanned, with no key given twice, its members are ctx->fields, and
+ * a key that is not among them is absent without a hash.
+ */
+
+static json_t *
+ngx_http_llm_member(ngx_http_llm_ctx_t *ctx, json_t *body, const char *key)
+{
+    size_t      len;
+    ngx_uint_t  i;
+
+    if (body != ctx->body || ctx->fields == NULL) {
+        return json_object_get(body, key);
+    }
+
+    len = ngx_strlen(key);
+
+    for (i = 0; i < ctx->nfields; i++) {
+        if (ctx->fields[i].m.key_len == len
+            && ngx_memcmp(ctx->fields[i].m.key, key, len) == 0)
+        {
+            return ctx->fields[i].value;
+        }
+    }
+
+    return NULL;
 }
 
 
@@ -576,7 +611,7 @@ ngx_http_llm_models(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
         }
     }
 
-    list = json_object_get(body, "models");
+    list = ngx_http_llm_member(ctx, body, "models");
 
     if (list && !json_is_null(list)) {
 

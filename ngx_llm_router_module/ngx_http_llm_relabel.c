@@ -52,7 +52,7 @@ static ngx_int_t ngx_http_llm_relabel_calls(ngx_http_llm_member_t *calls,
 
 #define ngx_http_llm_key_is(m, name)                                          \
     ((m)->key_len == sizeof(name) - 1                                         \
-     && ngx_strncmp((m)->key, name, sizeof(name) - 1) == 0)
+     && ngx_memcmp((m)->key, name, sizeof(name) - 1) == 0)
 
 
 /* a JSON answer: NGX_OK with it in ctx->out, or NGX_DECLINED */

@@ -256,7 +256,7 @@ ngx_http_llm_scan_lookup(u_char *value, size_t len, const char *name,
             continue;
         }
 
-        if (m.key_len == name_len && ngx_strncmp(m.key, name, name_len) == 0) {
+        if (m.key_len == name_len && ngx_memcmp(m.key, name, name_len) == 0) {
             /* the last of duplicates wins, as in jansson */
             *out = m;
             found = NGX_OK;
@@ -309,12 +309,25 @@ ngx_http_llm_scan_pair(u_char **pos, u_char *last, ngx_http_llm_member_t *m,
 
     m->key = ++p;
 
-    if (ngx_http_llm_scan_skip(&p, last) != NGX_OK) {
-        return NGX_ERROR;
+    /* most keys are plain ASCII: their end found without a call */
+
+    p = ngx_http_llm_scan_plain(p, last);
+
+    if (p < last && *p == '"') {
+        p++;
+        *escaped = 0;
+
+    } else {
+        p = m->key;
+
+        if (ngx_http_llm_scan_skip(&p, last) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        *escaped = (memchr(m->key, '\\', p - 1 - m->key) != NULL);
     }
 
     m->key_len = p - 1 - m->key;
-    *escaped = (memchr(m->key, '\\', m->key_len) != NULL);
 
     p = ngx_http_llm_scan_space(p, last);
 
@@ -405,7 +418,7 @@ value:
         goto next;
 
     case 't':
-        if (last - p < 4 || ngx_strncmp(p, "true", 4) != 0) {
+        if (last - p < 4 || ngx_memcmp(p, "true", 4) != 0) {
             return NGX_ERROR;
         }
 
@@ -413,7 +426,7 @@ value:
         goto next;
 
     case 'f':
-        if (last - p < 5 || ngx_strncmp(p, "false", 5) != 0) {
+        if (last - p < 5 || ngx_memcmp(p, "false", 5) != 0) {
             return NGX_ERROR;
         }
 
@@ -421,7 +434,7 @@ value:
         goto next;
 
     case 'n':
-        if (last - p < 4 || ngx_strncmp(p, "null", 4) != 0) {
+        if (last - p < 4 || ngx_memcmp(p, "null", 4) != 0) {
             return NGX_ERROR;
         }
 
@@ -431,6 +444,19 @@ value:
     default:
         if (c != '-' && (c < '0' || c > '9')) {
             return NGX_ERROR;
+        }
+
+        if (trusted) {
+            /* checked already: to its end */
+
+            while (p < last && ((*p >= '0' && *p <= '9') || *p == '-'
+                                || *p == '+' || *p == '.' || *p == 'e'
+                                || *p == 'E'))
+            {
+                p++;
+            }
+
+            goto next;
         }
 
         rc = ngx_http_llm_scan_number(&p, last);
@@ -741,9 +767,19 @@ ngx_http_llm_scan_plain(u_char *p, u_char *last)
 static ngx_int_t
 ngx_http_llm_scan_skip(u_char **pos, u_char *last)
 {
-    u_char  *p, *q, *b;
+    u_char  *p, *q, *b, *end;
 
     p = *pos;
+
+    /* a short plain string ends in its first 16 bytes: found inline */
+
+    end = (last - p > 16) ? p + 16 : last;
+    q = ngx_http_llm_scan_plain(p, end);
+
+    if (q < end && *q == '"') {
+        *pos = q + 1;
+        return NGX_OK;
+    }
 
     for ( ;; ) {
         q = memchr(p, '"', last - p);

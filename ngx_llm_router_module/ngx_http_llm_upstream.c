@@ -160,6 +160,19 @@ ngx_http_llm_upstream_cap(ngx_http_llm_ctx_t *ctx,
         return NGX_OK;
     }
 
+    if ((ctx->key == NULL || ctx->key->limit < 0)
+        && ep->provider->format != NGX_HTTP_LLM_FORMAT_ANTHROPIC)
+    {
+        /* the bound does not matter */
+
+        if (ctx->capped) {
+            ctx->capped = 0;
+            (void) json_object_del(ctx->body, "max_tokens");
+        }
+
+        return NGX_OK;
+    }
+
     if (!ctx->capped
         && (json_object_get(ctx->body, "max_tokens")
             || json_object_get(ctx->body, "max_completion_tokens")))
@@ -168,23 +181,11 @@ ngx_http_llm_upstream_cap(ngx_http_llm_ctx_t *ctx,
     }
 
     model = ctx->attempt->model;
+    ctx->capped = 1;
 
-    if ((ctx->key && ctx->key->limit >= 0)
-        || ep->provider->format == NGX_HTTP_LLM_FORMAT_ANTHROPIC)
-    {
-        ctx->capped = 1;
-
-        return json_object_set_new(ctx->body, "max_tokens",
-                                   json_integer(model->max_output))
-               ? NGX_ERROR : NGX_OK;
-    }
-
-    if (ctx->capped) {
-        ctx->capped = 0;
-        (void) json_object_del(ctx->body, "max_tokens");
-    }
-
-    return NGX_OK;
+    return json_object_set_new(ctx->body, "max_tokens",
+                               json_integer(model->max_output))
+           ? NGX_ERROR : NGX_OK;
 }
 
 
