@@ -398,7 +398,6 @@ ngx_http_llm_model_t *
 ngx_http_llm_auto_match(ngx_http_request_t *r, ngx_http_llm_auto_t *au,
     ngx_http_llm_ctx_t *ctx)
 {
-    json_t                    *body;
     size_t                     tokens;
     ngx_int_t                  rc;
     ngx_str_t                 *text;
@@ -408,13 +407,11 @@ ngx_http_llm_auto_match(ngx_http_request_t *r, ngx_http_llm_auto_t *au,
 
     ngx_memzero(&in, sizeof(ngx_http_llm_auto_input_t));
 
-    body = ctx->body;
-
     if (ctx->has_raw && ctx->api == NGX_HTTP_LLM_API_CHAT) {
         in.raw = &ctx->raw;
 
     } else {
-        in.messages = json_object_get(body, "messages");
+        in.messages = ngx_http_llm_body_get(ctx, "messages");
     }
 
     rule = au->rules.elts;
@@ -472,8 +469,9 @@ ngx_http_llm_auto_match(ngx_http_request_t *r, ngx_http_llm_auto_t *au,
             break;
 
         case NGX_HTTP_LLM_RULE_TOOLS:
-            matched = json_array_size(json_object_get(body, "tools")) > 0
-                      || json_array_size(json_object_get(body, "functions"))
+            matched = json_array_size(ngx_http_llm_body_get(ctx, "tools")) > 0
+                      || json_array_size(ngx_http_llm_body_get(ctx,
+                                                               "functions"))
                          > 0;
             break;
 

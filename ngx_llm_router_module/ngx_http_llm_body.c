@@ -11,12 +11,17 @@
  * The client's request as the router holds it.  Most of a chat request's
  * bytes are its conversation ("messages"; "prompt" and "input" for the
  * legacy and embeddings APIs), which an OpenAI-dialect provider gets as
- * the client sent it.  So the body is scanned (ngx_http_llm_scan.c), its
- * other members are parsed into ctx->body, and the conversation is kept
- * as the client's own bytes (ctx->raw), checked but not parsed: it is
+ * the client sent it.  So the body is scanned (ngx_http_llm_scan.c), and
+ * the conversation is kept as the client's own bytes (ctx->raw), checked but not parsed: it is
  * copied into the provider's request as it is.  Whoever needs to read it
  * (the auto router's rules, the Anthropic and Gemini translations) asks
  * for the whole body first: ngx_http_llm_body_full().
+ *
+ * The other members are kept as the scanner found them (ctx->fields);
+ * a value is parsed when someone asks for it (ngx_http_llm_body_get()),
+ * and jansson's object of them all (ctx->body) is made only for those
+ * who change the request beyond its model id or read it whole
+ * (ngx_http_llm_body_object()).
  */
 
 
@@ -24,27 +29,38 @@
 
 
 static const char *ngx_http_llm_body_raw_name(ngx_uint_t api);
+static ngx_int_t ngx_http_llm_body_twice(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx, ngx_http_llm_member_t *m, ngx_uint_t n,
+    const char *raw, json_error_t *err);
+static ngx_http_llm_field_t *ngx_http_llm_body_find(ngx_http_llm_ctx_t *ctx,
+    const char *key);
+static json_t *ngx_http_llm_body_field(ngx_http_llm_ctx_t *ctx,
+    ngx_http_llm_field_t *f);
 static json_t *ngx_http_llm_body_value(ngx_http_llm_member_t *m,
     json_error_t *err);
 static ngx_int_t ngx_http_llm_body_write(ngx_pool_t *pool,
+    ngx_http_llm_ctx_t *ctx, ngx_http_llm_sbuf_t *sb);
+static ngx_int_t ngx_http_llm_body_write_fields(ngx_pool_t *pool,
     ngx_http_llm_ctx_t *ctx, ngx_http_llm_sbuf_t *sb);
 static ngx_int_t ngx_http_llm_body_string(ngx_pool_t *pool, u_char *s,
     size_t len, ngx_http_llm_sbuf_t *sb);
 
 
 /*
- * NGX_OK: ctx->body (and ctx->raw) set; NGX_DECLINED: not a JSON object,
- * with jansson's own words in "err" (err->text empty for a JSON value
- * that is not an object); NGX_ERROR.
+ * NGX_OK: the request held as its members (ctx->fields, their values
+ * parsed when asked for, ctx->body NULL) or as jansson's object
+ * (ctx->body), and ctx->raw; NGX_DECLINED: not a JSON object, with
+ * jansson's own words in "err" (err->text empty for a JSON value that is
+ * not an object); NGX_ERROR.
  */
 
 ngx_int_t
 ngx_http_llm_body_parse(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     u_char *data, size_t len, json_error_t *err)
 {
-    json_t                 *body, *v;
+    json_t                 *body;
     ngx_int_t               rc;
-    ngx_uint_t              i, n;
+    ngx_uint_t              i, j, n;
     const char             *raw;
     ngx_http_llm_field_t   *f;
     ngx_http_llm_member_t   m[NGX_HTTP_LLM_MAX_MEMBERS];
@@ -82,6 +98,58 @@ ngx_http_llm_body_parse(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
         return NGX_OK;
     }
 
+    f = ngx_palloc(r->pool, (n ? n : 1) * sizeof(ngx_http_llm_field_t));
+    if (f == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->fields = f;
+    ctx->nfields = 0;
+    ctx->body = NULL;
+
+    for (i = 0; i < n; i++) {
+
+        if (m[i].key_len == ngx_strlen(raw)
+            && ngx_memcmp(m[i].key, raw, m[i].key_len) == 0)
+        {
+            /* the last of duplicates wins, as in jansson */
+            ctx->raw = m[i];
+            ctx->has_raw = 1;
+            continue;
+        }
+
+        for (j = 0; j < ctx->nfields; j++) {
+            if (f[j].m.key_len == m[i].key_len
+                && ngx_memcmp(f[j].m.key, m[i].key, m[i].key_len) == 0)
+            {
+                /* a key given twice: jansson's object, written from it */
+                return ngx_http_llm_body_twice(r, ctx, m, n, raw, err);
+            }
+        }
+
+        f[ctx->nfields].m = m[i];
+        f[ctx->nfields].value = NULL;
+        f[ctx->nfields].removed = 0;
+        ctx->nfields++;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A body with a key given twice is held as jansson holds it, the last
+ * value of each key in the place of its first, and written from there.
+ */
+
+static ngx_int_t
+ngx_http_llm_body_twice(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
+    ngx_http_llm_member_t *m, ngx_uint_t n, const char *raw,
+    json_error_t *err)
+{
+    json_t      *body, *v;
+    ngx_uint_t   i;
+
     body = json_object();
     if (body == NULL) {
         return NGX_ERROR;
@@ -92,21 +160,14 @@ ngx_http_llm_body_parse(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     }
 
     ctx->body = body;
-
-    f = ngx_palloc(r->pool, (n ? n : 1) * sizeof(ngx_http_llm_field_t));
-    if (f == NULL) {
-        return NGX_ERROR;
-    }
-
-    ctx->fields = f;
+    ctx->fields = NULL;
     ctx->nfields = 0;
 
     for (i = 0; i < n; i++) {
 
         if (m[i].key_len == ngx_strlen(raw)
-            && ngx_strncmp(m[i].key, raw, m[i].key_len) == 0)
+            && ngx_memcmp(m[i].key, raw, m[i].key_len) == 0)
         {
-            /* the last of duplicates wins, as in jansson */
             ctx->raw = m[i];
             ctx->has_raw = 1;
             continue;
@@ -127,19 +188,203 @@ ngx_http_llm_body_parse(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
         {
             return NGX_ERROR;
         }
-
-        f[ctx->nfields].m = m[i];
-        f[ctx->nfields].value = v;
-        ctx->nfields++;
-    }
-
-    if (json_object_size(body) != ctx->nfields) {
-        /* a key given twice: the body is written from its parsed form */
-        ctx->fields = NULL;
-        ctx->nfields = 0;
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A member of the client's request, as json_object_get() on the whole
+ * would find it: while the request is held as its members (ctx->body is
+ * NULL), only the value asked for is parsed.
+ */
+
+json_t *
+ngx_http_llm_body_get(ngx_http_llm_ctx_t *ctx, const char *key)
+{
+    ngx_http_llm_field_t  *f;
+
+    if (ctx->body) {
+        return json_object_get(ctx->body, key);
+    }
+
+    f = ngx_http_llm_body_find(ctx, key);
+
+    return f ? ngx_http_llm_body_field(ctx, f) : NULL;
+}
+
+
+/*
+ * The same for a string, as ngx_http_llm_json_get_str() has it: one
+ * without escapes is the client's bytes, not parsed.
+ */
+
+ngx_int_t
+ngx_http_llm_body_get_str(ngx_http_llm_ctx_t *ctx, const char *key,
+    ngx_str_t *value)
+{
+    ngx_http_llm_field_t  *f;
+
+    if (ctx->body) {
+        return ngx_http_llm_json_get_str(ctx->body, key, value);
+    }
+
+    f = ngx_http_llm_body_find(ctx, key);
+
+    if (f == NULL || f->m.type == 'n') {
+        return NGX_DECLINED;
+    }
+
+    if (f->m.type != '"') {
+        return NGX_ERROR;
+    }
+
+    if (memchr(f->m.value, '\\', f->m.value_len) == NULL) {
+        value->data = f->m.value + 1;
+        value->len = f->m.value_len - 2;
+        return NGX_OK;
+    }
+
+    if (ngx_http_llm_body_field(ctx, f) == NULL) {
+        return NGX_ERROR;
+    }
+
+    value->data = (u_char *) json_string_value(f->value);
+    value->len = json_string_length(f->value);
+
+    return NGX_OK;
+}
+
+
+static ngx_http_llm_field_t *
+ngx_http_llm_body_find(ngx_http_llm_ctx_t *ctx, const char *key)
+{
+    size_t                 len;
+    ngx_uint_t             i;
+    ngx_http_llm_field_t  *f;
+
+    len = ngx_strlen(key);
+
+    for (i = 0; i < ctx->nfields; i++) {
+        f = &ctx->fields[i];
+
+        if (!f->removed && f->m.key_len == len
+            && ngx_memcmp(f->m.key, key, len) == 0)
+        {
+            return f;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * ctx->body made from the members, for those who change the request or
+ * read it whole (a translation into another dialect): from then on the
+ * request is that object.  The conversation stays bytes (has_raw).
+ */
+
+ngx_int_t
+ngx_http_llm_body_object(ngx_http_llm_ctx_t *ctx)
+{
+    json_t                *body, *v;
+    ngx_uint_t             i;
+    ngx_http_llm_field_t  *f;
+
+    if (ctx->body) {
+        return NGX_OK;
+    }
+
+    body = json_object();
+    if (body == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_llm_json_own(ctx->request->pool, body) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < ctx->nfields; i++) {
+        f = &ctx->fields[i];
+
+        if (f->removed) {
+            continue;
+        }
+
+        v = ngx_http_llm_body_field(ctx, f);
+
+        if (v == NULL
+            || json_object_setn(body, (const char *) f->m.key, f->m.key_len,
+                                v)
+               != 0)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ctx->model_id && json_object_set(body, "model", ctx->model_id) != 0) {
+        return NGX_ERROR;
+    }
+
+    ctx->body = body;
+
+    return NGX_OK;
+}
+
+
+/* routing fields taken out of the request: "keys", NULL-terminated */
+
+void
+ngx_http_llm_body_strip(ngx_http_llm_ctx_t *ctx, const char **keys)
+{
+    ngx_uint_t             i, k;
+    ngx_http_llm_field_t  *f;
+
+    for (i = 0; i < ctx->nfields; i++) {
+        f = &ctx->fields[i];
+
+        for (k = 0; keys[k]; k++) {
+            if (f->m.key_len == ngx_strlen(keys[k])
+                && ngx_memcmp(f->m.key, keys[k], f->m.key_len) == 0)
+            {
+                f->removed = 1;
+                break;
+            }
+        }
+    }
+}
+
+
+/* a member's value parsed, once; it lives as long as the request */
+
+static json_t *
+ngx_http_llm_body_field(ngx_http_llm_ctx_t *ctx, ngx_http_llm_field_t *f)
+{
+    json_t        *v;
+    json_error_t   err;
+
+    if (f->value) {
+        return f->value;
+    }
+
+    v = ngx_http_llm_body_value(&f->m, &err);
+    if (v == NULL) {
+        /* the scanner let through what jansson does not take */
+        ngx_log_error(NGX_LOG_ALERT, ctx->request->connection->log, 0,
+                      "llm: the request's \"%*s\" did not parse: %s",
+                      f->m.key_len, f->m.key, err.text);
+        return NULL;
+    }
+
+    if (ngx_http_llm_json_own(ctx->request->pool, v) != NGX_OK) {
+        return NULL;
+    }
+
+    f->value = v;
+
+    return v;
 }
 
 
@@ -232,6 +477,10 @@ ngx_http_llm_body_full(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 {
     json_t        *v;
     json_error_t   err;
+
+    if (ngx_http_llm_body_object(ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (!ctx->has_raw) {
         return NGX_OK;
@@ -519,8 +768,9 @@ ngx_http_llm_body_chain(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
 
 
 /*
- * ctx->body as jansson would write it (its members in their order), each
- * member the router did not touch as the client wrote it.
+ * The client's request as jansson would write ctx->body (its members in
+ * their order), each member the router did not touch as the client wrote
+ * it.
  */
 
 static ngx_int_t
@@ -535,6 +785,10 @@ ngx_http_llm_body_write(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
     ngx_http_llm_field_t  *f;
 
     sb->data[sb->len++] = '{';
+
+    if (ctx->body == NULL) {
+        return ngx_http_llm_body_write_fields(pool, ctx, sb);
+    }
 
     for (it = json_object_iter(ctx->body);
          it;
@@ -598,6 +852,98 @@ ngx_http_llm_body_write(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
         }
 
         if (ngx_http_llm_json_append(pool, v, sb) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_llm_sbuf_reserve(pool, sb, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    sb->data[sb->len++] = '}';
+
+    return NGX_OK;
+}
+
+
+/*
+ * The members as the client wrote them, but the routing fields taken out
+ * and the attempt's model id in the place of the client's (or last).
+ */
+
+static ngx_int_t
+ngx_http_llm_body_write_fields(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
+    ngx_http_llm_sbuf_t *sb)
+{
+    ngx_uint_t             i, model;
+    ngx_http_llm_field_t  *f;
+
+    model = (ctx->model_id == NULL);
+
+    for (i = 0; i < ctx->nfields; i++) {
+        f = &ctx->fields[i];
+
+        if (f->removed) {
+            continue;
+        }
+
+        if (ngx_http_llm_sbuf_reserve(pool, sb,
+                                      f->m.key_len + f->m.value_len + 4)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (sb->len > 1) {
+            sb->data[sb->len++] = ',';
+        }
+
+        sb->data[sb->len++] = '"';
+        ngx_memcpy(sb->data + sb->len, f->m.key, f->m.key_len);
+        sb->len += f->m.key_len;
+        sb->data[sb->len++] = '"';
+        sb->data[sb->len++] = ':';
+
+        if (!model && f->m.key_len == 5
+            && ngx_memcmp(f->m.key, "model", 5) == 0)
+        {
+            model = 1;
+
+            if (ngx_http_llm_body_string(pool,
+                                         (u_char *)
+                                             json_string_value(ctx->model_id),
+                                         json_string_length(ctx->model_id),
+                                         sb)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_memcpy(sb->data + sb->len, f->m.value, f->m.value_len);
+        sb->len += f->m.value_len;
+    }
+
+    if (!model) {
+        if (ngx_http_llm_sbuf_reserve(pool, sb, 9) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (sb->len > 1) {
+            sb->data[sb->len++] = ',';
+        }
+
+        ngx_memcpy(sb->data + sb->len, "\"model\":", 8);
+        sb->len += 8;
+
+        if (ngx_http_llm_body_string(pool,
+                                     (u_char *)
+                                         json_string_value(ctx->model_id),
+                                     json_string_length(ctx->model_id), sb)
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
     }

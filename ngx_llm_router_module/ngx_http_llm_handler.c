@@ -29,7 +29,8 @@ static ngx_int_t ngx_http_llm_models(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx, json_t *body);
 static json_t *ngx_http_llm_member(ngx_http_llm_ctx_t *ctx, json_t *body,
     const char *key);
-static ngx_int_t ngx_http_llm_strip(ngx_http_request_t *r, json_t *body);
+static ngx_int_t ngx_http_llm_strip(ngx_http_request_t *r,
+    ngx_http_llm_ctx_t *ctx);
 static ngx_int_t ngx_http_llm_add_model(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx, json_t *body, ngx_str_t *name);
 static const char *ngx_http_llm_check_messages(json_t *messages,
@@ -294,8 +295,10 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    body = ctx->body;
-    client = body;
+    /* NULL: the client's own request, ctx->body or its members */
+
+    body = NULL;
+    client = NULL;
 
     if (ctx->api == NGX_HTTP_LLM_API_MESSAGES) {
         /* an Anthropic client: its request in canonical form */
@@ -339,26 +342,26 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        problem = ngx_http_llm_check_messages(json_object_get(body,
+        problem = ngx_http_llm_check_messages(json_object_get(ctx->body,
                                                               "messages"),
                                               &bad);
         break;
 
     case NGX_HTTP_LLM_API_COMPLETIONS:
-        v = json_object_get(body, "prompt");
+        v = ngx_http_llm_member(ctx, body, "prompt");
         problem = (json_is_string(v) || json_is_array(v)) ? NULL
                   : "The \"prompt\" field must be a string or an array";
         break;
 
     case NGX_HTTP_LLM_API_EMBEDDINGS:
-        v = json_object_get(body, "input");
+        v = ngx_http_llm_member(ctx, body, "input");
         problem = (json_is_string(v) || json_is_array(v)) ? NULL
                   : "The \"input\" field must be a string or an array";
         break;
 
     default:
-        problem = ngx_http_llm_check_messages(json_object_get(body,
-                                                              "messages"),
+        problem = ngx_http_llm_check_messages(ngx_http_llm_member(ctx, body,
+                                                                 "messages"),
                                               &bad);
     }
 
@@ -411,7 +414,7 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
     rc = ngx_http_llm_models(r, ctx, client);
 
     if (rc == NGX_OK) {
-        rc = ngx_http_llm_strip(r, body);
+        rc = ngx_http_llm_strip(r, ctx);
     }
 
     if (rc == NGX_DECLINED) {
@@ -464,33 +467,14 @@ ngx_http_llm_chat(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 
 
 /*
- * A member of the client's request as json_object_get() finds it, for
- * the reading of the request before the router changes it: when the body
- * was scanned, with no key given twice, its members are ctx->fields, and
- * a key that is not among them is absent without a hash.
+ * A member of "obj", or of the client's own request when obj is NULL (an
+ * OpenAI-format client's, which may be held as its scanned members).
  */
 
 static json_t *
-ngx_http_llm_member(ngx_http_llm_ctx_t *ctx, json_t *body, const char *key)
+ngx_http_llm_member(ngx_http_llm_ctx_t *ctx, json_t *obj, const char *key)
 {
-    size_t      len;
-    ngx_uint_t  i;
-
-    if (body != ctx->body || ctx->fields == NULL) {
-        return json_object_get(body, key);
-    }
-
-    len = ngx_strlen(key);
-
-    for (i = 0; i < ctx->nfields; i++) {
-        if (ctx->fields[i].m.key_len == len
-            && ngx_memcmp(ctx->fields[i].m.key, key, len) == 0)
-        {
-            return ctx->fields[i].value;
-        }
-    }
-
-    return NULL;
+    return obj ? json_object_get(obj, key) : ngx_http_llm_body_get(ctx, key);
 }
 
 
@@ -501,16 +485,24 @@ ngx_http_llm_member(ngx_http_llm_ctx_t *ctx, json_t *body, const char *key)
  */
 
 static ngx_int_t
-ngx_http_llm_strip(ngx_http_request_t *r, json_t *body)
+ngx_http_llm_strip(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx)
 {
     void        *it, *next;
-    json_t      *v;
+    json_t      *v, *body;
     ngx_uint_t   i;
     const char  *key;
 
     static const char  *fields[] = {
         "models", "provider", "route", "transforms", "usage", NULL
     };
+
+    body = ctx->body;
+
+    if (body == NULL) {
+        /* the request held as its members: they are marked */
+        ngx_http_llm_body_strip(ctx, fields);
+        return NGX_OK;
+    }
 
     /* a request has a few members: each compared, not five looked up */
 
@@ -595,7 +587,8 @@ ngx_http_llm_models(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_llm_json_get_str(body, "model", &name);
+    rc = body ? ngx_http_llm_json_get_str(body, "model", &name)
+              : ngx_http_llm_body_get_str(ctx, "model", &name);
 
     if (rc == NGX_ERROR) {
         return ngx_http_llm_reject(r, NGX_HTTP_BAD_REQUEST,

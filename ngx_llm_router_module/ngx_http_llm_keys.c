@@ -665,10 +665,10 @@ ngx_http_llm_key_admit(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
 
     ctx->prompt_estimate = ngx_max(1, (int64_t) body_len / 4);
 
-    v = json_object_get(ctx->body, "max_completion_tokens");
+    v = ngx_http_llm_body_get(ctx, "max_completion_tokens");
 
     if (!json_is_integer(v)) {
-        v = json_object_get(ctx->body, "max_tokens");
+        v = ngx_http_llm_body_get(ctx, "max_tokens");
     }
 
     worst = 0;

@@ -235,7 +235,8 @@ typedef struct {
 
 typedef struct {
     ngx_http_llm_member_t       m;
-    json_t                     *value;        /* ctx->body's, when parsed */
+    json_t                     *value;        /* when parsed */
+    unsigned                    removed:1;    /* a routing field, stripped */
 } ngx_http_llm_field_t;
 
 
@@ -319,10 +320,13 @@ typedef struct {
     ngx_http_request_t         *sr;           /* the current attempt */
 
     ngx_uint_t                  api;          /* NGX_HTTP_LLM_API_* */
-    json_t                     *body;         /* the client's request */
+    json_t                     *body;         /* the client's request, */
+                                              /* NULL: only "fields" */
     ngx_http_llm_member_t       raw;          /* the part kept as bytes */
     ngx_http_llm_field_t       *fields;       /* the others, when scanned */
     ngx_uint_t                  nfields;
+    json_t                     *model_id;     /* the attempt's, when */
+                                              /* "body" is NULL */
     ngx_http_llm_model_t       *model;        /* as requested */
     ngx_array_t                 models;       /* ngx_http_llm_model_ref_t */
     ngx_http_llm_prefs_t        prefs;
@@ -544,6 +548,11 @@ ngx_int_t ngx_http_llm_body_parse(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx, u_char *data, size_t len, json_error_t *err);
 ngx_int_t ngx_http_llm_body_full(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx);
+json_t *ngx_http_llm_body_get(ngx_http_llm_ctx_t *ctx, const char *key);
+ngx_int_t ngx_http_llm_body_get_str(ngx_http_llm_ctx_t *ctx, const char *key,
+    ngx_str_t *value);
+ngx_int_t ngx_http_llm_body_object(ngx_http_llm_ctx_t *ctx);
+void ngx_http_llm_body_strip(ngx_http_llm_ctx_t *ctx, const char **keys);
 const char *ngx_http_llm_body_check(ngx_http_llm_ctx_t *ctx, size_t *bad);
 ngx_int_t ngx_http_llm_body_chain(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
     ngx_chain_t **out, size_t *len);

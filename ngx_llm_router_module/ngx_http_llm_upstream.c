@@ -77,9 +77,11 @@ ngx_http_llm_upstream_request(ngx_http_llm_ctx_t *ctx,
         if (rc != NGX_OK) {
             return rc;
         }
+
+        /* root is ctx->body, NULL while the request is its members */
     }
 
-    if (root == NULL) {
+    if (root == NULL && ep->provider->format != NGX_HTTP_LLM_FORMAT_OPENAI) {
         return *err ? NGX_DECLINED : NGX_ERROR;
     }
 
@@ -174,10 +176,14 @@ ngx_http_llm_upstream_cap(ngx_http_llm_ctx_t *ctx,
     }
 
     if (!ctx->capped
-        && (json_object_get(ctx->body, "max_tokens")
-            || json_object_get(ctx->body, "max_completion_tokens")))
+        && (ngx_http_llm_body_get(ctx, "max_tokens")
+            || ngx_http_llm_body_get(ctx, "max_completion_tokens")))
     {
         return NGX_OK;
+    }
+
+    if (ngx_http_llm_body_object(ctx) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     model = ctx->attempt->model;
@@ -195,9 +201,27 @@ ngx_http_llm_upstream_openai(ngx_http_llm_ctx_t *ctx,
 {
     json_t  *body, *so;
 
+    so = NULL;
+
+    if (ctx->stream) {
+        so = ngx_http_llm_body_get(ctx, "stream_options");
+
+        /* the router changes stream_options (below): in the object */
+
+        if (!json_is_true(json_object_get(so, "include_usage"))
+            && ngx_http_llm_body_object(ctx) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
     body = ctx->body;
 
-    if (json_object_set(body, "model", ep->model_json) != 0) {
+    if (body == NULL) {
+        /* written into the client's members (ngx_http_llm_body_chain()) */
+        ctx->model_id = ep->model_json;
+
+    } else if (json_object_set(body, "model", ep->model_json) != 0) {
         return NGX_ERROR;
     }
 
@@ -225,8 +249,6 @@ ngx_http_llm_upstream_openai(ngx_http_llm_ctx_t *ctx,
 
     if (ctx->stream) {
         /* ask for usage always: the router accounts every stream */
-
-        so = json_object_get(body, "stream_options");
 
         if (!json_is_true(json_object_get(so, "include_usage"))) {
 

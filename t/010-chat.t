@@ -208,6 +208,52 @@ POST /v1/chat/completions
 
 
 
+=== TEST 2h: routing fields are taken out; a model named only in "models" is written last, before the conversation
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
+    llm_model chat-model {
+        endpoint mock model=upstream-id-7 input=1 output=2;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mock/v1/chat/completions {
+        llm_mock chunks=1 text=$request_body;
+    }
+--- request
+POST /v1/chat/completions
+{"provider":{"sort":"price"},"temperature":0.5,"models":["chat-model"],"route":"fallback","messages":[{"role":"user","content":"ping"}],"transforms":[]}
+--- error_code: 200
+--- response_body_like chomp
+"content":"\{\\"temperature\\":0.5,\\"model\\":\\"upstream-id-7\\",\\"messages\\":\[\{\\"role\\":\\"user\\",\\"content\\":\\"ping\\"\}\]\}"
+--- no_error_log
+[error]
+
+
+
+=== TEST 2i: a stream that asks for usage itself: its request reaches the provider as written, but the model id
+--- http_config
+    llm_provider mock http://127.0.0.1:$TEST_NGINX_SERVER_PORT/mock/v1;
+    llm_model chat-model {
+        endpoint mock model=upstream-id-7 input=1 output=2;
+    }
+--- config
+    location /v1/ { llm_router; }
+    include $TEST_NGINX_ROOT/conf-examples/llm_upstream.conf;
+    location /mock/v1/chat/completions {
+        llm_mock chunks=1 text=$request_body;
+    }
+--- request
+POST /v1/chat/completions
+{"stream":true, "stream_options":{ "include_usage":true },"model":"chat-model","messages":[{"role":"user","content":"ping"}]}
+--- error_code: 200
+--- response_body_like chomp
+"content":"\{\\"stream\\":true,\\"stream_options\\":\{ \\"include_usage\\":true \},\\"model\\":\\"upstream-id-7\\",\\"messages\\":\[\{\\"role\\":\\"user\\",\\"content\\":\\"ping\\"\}\]\}"[\s\S]*"usage":\{
+--- no_error_log
+[error]
+
+
+
 === TEST 3: the client's Authorization never reaches the provider; the provider's key (env:) does
 --- log_level: info
 --- http_config
