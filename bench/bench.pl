@@ -68,6 +68,7 @@ system("$wrk --version >/dev/null 2>&1") == 0
 my $ROUNDS = $opt{quick} ? 1 : 3;
 my $TPUT_ROUNDS = $opt{quick} ? 1 : 5;
 my $TPUT_S = $opt{quick} ? 2 : 3;       # seconds of a throughput run
+my $TPUT_HALF_S = 2;                    # b's and c's: two of these each
 my $LAT_S = 2;                          # seconds of a latency run
 my $STREAMS_1 = $opt{quick} ? 20 : 40;  # streams, one at a time
 my $HOLD = 1000;                        # concurrent open streams
@@ -115,11 +116,28 @@ my %res;
 
 for my $round (1 .. $TPUT_ROUNDS) {
     for my $size (1024, 32768) {
-        for my $t (@targets) {
-            my $tp = wrk_run($t, $size, 32, $TPUT_S);
-            push @{$res{tput}{$size}{$t}}, $tp->{rps};
-            push @{$res{cpu}{$size}{$t}}, $tp->{cpu_us};
 
+        # throughput: the pair the target is about, plain proxy (b) and the
+        # router (c), as b c c b, two halves each, so that the machine's
+        # speed drifting during the round weighs on both alike; the order
+        # turns round by round (c b b c)
+
+        my @order = $round % 2 ? qw(b c c b) : qw(c b b c);
+        my %runs;
+
+        for my $t ('a', @order, 'd') {
+            my $secs = ($t eq 'b' || $t eq 'c') ? $TPUT_HALF_S : $TPUT_S;
+            push @{$runs{$t}}, wrk_run($t, $size, 32, $secs);
+        }
+
+        for my $t (@targets) {
+            my @r = @{$runs{$t}};
+            push @{$res{tput}{$size}{$t}}, mean(map { $_->{rps} } @r);
+            push @{$res{cpu}{$size}{$t}}, $t eq 'a' ? undef
+                                          : mean(map { $_->{cpu_us} } @r);
+        }
+
+        for my $t (@targets) {
             my $lt = wrk_run($t, $size, 1, $LAT_S);
             push @{$res{p50}{$size}{$t}}, $lt->{p50};
             push @{$res{p99}{$size}{$t}}, $lt->{p99};
@@ -516,6 +534,14 @@ sub hold_run {
 
 # --- the report ---------------------------------------------------------------------
 
+sub mean {
+    my @v = grep { defined } @_;
+    return undef unless @v;
+    my $sum = 0;
+    $sum += $_ for @v;
+    return $sum / @v;
+}
+
 sub median {
     my @v = sort { $a <=> $b } grep { defined } @{$_[0] || []};
     return undef unless @v;
@@ -709,7 +735,9 @@ sub report {
         . "the ratios are what to compare.\n\n"
         . "Medians of $TPUT_ROUNDS interleaved rounds (throughput, "
         . "latency, CPU) and of $ROUNDS (streams). Throughput: wrk, 1 "
-        . "thread, 32 connections, ${TPUT_S} s; latency: 1 connection, "
+        . "thread, 32 connections; (b) and (c) as b c c b (c b b c in "
+        . "even rounds), ${TPUT_HALF_S} s each run, their mean; (a) and "
+        . "(d) ${TPUT_S} s; latency: 1 connection, "
         . "${LAT_S} s. Streams: 10 events 10 ms apart from the mock; "
         . "$STREAMS_1 one at a time, then 500 as 100 concurrent. Memory: "
         . "$HOLD concurrent streams of 20 events 300 ms apart, worker RSS "

@@ -12,10 +12,11 @@
  * bytes are its conversation ("messages"; "prompt" and "input" for the
  * legacy and embeddings APIs), which an OpenAI-dialect provider gets as
  * the client sent it.  So the body is scanned (ngx_http_llm_scan.c), and
- * the conversation is kept as the client's own bytes (ctx->raw), checked but not parsed: it is
- * copied into the provider's request as it is.  Whoever needs to read it
- * (the auto router's rules, the Anthropic and Gemini translations) asks
- * for the whole body first: ngx_http_llm_body_full().
+ * the conversation is kept as the client's own bytes (ctx->raw), checked
+ * but not parsed: it is copied into the provider's request as it is.
+ * Whoever needs to read it (the auto router's rules, the Anthropic and
+ * Gemini translations) asks for the whole body first:
+ * ngx_http_llm_body_full().
  *
  * The other members are kept as the scanner found them (ctx->fields);
  * a value is parsed when someone asks for it (ngx_http_llm_body_get()),
