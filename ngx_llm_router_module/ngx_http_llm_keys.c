@@ -57,6 +57,7 @@ static void ngx_http_llm_key_periods(ngx_http_llm_key_stats_t *st,
     time_t now);
 static ngx_int_t ngx_http_llm_rate_headers(ngx_http_request_t *r,
     ngx_uint_t limit, ngx_uint_t used, ngx_uint_t reset);
+static void ngx_http_llm_keys_md_free(void *data);
 static ngx_uint_t ngx_http_llm_window(ngx_uint_t cur, ngx_uint_t prev,
     time_t now);
 
@@ -71,6 +72,7 @@ ngx_http_llm_keys(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t           *value;
     ngx_uint_t           j;
     json_error_t         err;
+    ngx_pool_cleanup_t  *cln;
     ngx_http_llm_key_t  *key, *keys;
 
     if (lmcf->keys) {
@@ -144,7 +146,46 @@ ngx_http_llm_keys(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
+    /*
+     * the digest looked up once: OpenSSL 3 otherwise fetches it from its
+     * providers, under a lock, for every request
+     */
+
+#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
+
+    lmcf->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+
+    if (lmcf->sha256 == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"llm_keys\": OpenSSL has no SHA-256");
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        EVP_MD_free(lmcf->sha256);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_llm_keys_md_free;
+    cln->data = lmcf->sha256;
+
+#else
+
+    lmcf->sha256 = (void *) EVP_sha256();
+
+#endif
+
     return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_llm_keys_md_free(void *data)
+{
+#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
+    EVP_MD_free(data);
+#endif
 }
 
 
@@ -484,7 +525,7 @@ ngx_http_llm_find_key(ngx_http_llm_main_conf_t *lmcf, ngx_str_t *presented)
     ngx_http_llm_key_t  *key, *found;
 
     if (EVP_Digest(presented->data, presented->len, digest, &dlen,
-                   EVP_sha256(), NULL)
+                   lmcf->sha256, NULL)
         != 1
         || dlen != 32)
     {

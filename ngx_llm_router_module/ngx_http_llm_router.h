@@ -189,6 +189,7 @@ typedef struct {
 
     ngx_array_t                *keys;         /* ngx_http_llm_key_t */
     ngx_str_t                   keys_file;
+    void                       *sha256;       /* EVP_MD, fetched once */
 
     ngx_str_t                   state_file;
     ngx_msec_t                  state_interval;
