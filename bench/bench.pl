@@ -624,11 +624,10 @@ sub report {
 
     my $verdict = sub { $_[0] ? 'met' : '**not met**' };
 
-    # judged on each round's ratio: the rounds are interleaved, so within
-    # a round (c) and (b) run one after the other under the same load of
-    # the shared cores, and the median of those paired ratios is not moved
-    # by what changes between rounds (the ratio of the medians is the
-    # table's, above)
+    # judged on each round's ratio: within a round (b) and (c) run as
+    # b c c b (or c b b c) under the same load of the shared cores, and
+    # the median of those paired ratios is not moved by what changes
+    # between rounds (the ratio of the medians is the table's, above)
 
     my $ratios = sub {
         my ($size) = @_;
@@ -637,7 +636,7 @@ sub report {
     };
 
     my $rounds = sub {
-        return join(', ', map { sprintf('%.2f', $_) } $ratios->($_[0]));
+        return join(', ', map { sprintf('%.3f', $_) } $ratios->($_[0]));
     };
 
     my $r1 = median([$ratios->(1024)]);
@@ -645,8 +644,8 @@ sub report {
     my $tput_ok = ($r1 >= 0.9 && $r32 >= 0.9);
 
     push @spec, sprintf('| non-streaming throughput ≥ 0.9× plain proxy | '
-                        . '%.2f× (1 KiB; median of the rounds\' ratios: '
-                        . '%s), %.2f× (32 KiB; %s) | %s |',
+                        . '%.3f× (1 KiB; median of the rounds\' ratios: '
+                        . '%s), %.3f× (32 KiB; %s) | %s |',
                         $r1, $rounds->(1024), $r32, $rounds->(32768),
                         $verdict->($tput_ok));
 
