@@ -33,13 +33,15 @@ typedef struct {
 } ngx_http_llm_choices_t;
 
 
+static void ngx_http_llm_relabel_inner(ngx_http_llm_scan_inner_t *in,
+    ngx_http_llm_member_t *members);
 static ngx_int_t ngx_http_llm_relabel_unique(ngx_http_llm_member_t *m,
     ngx_uint_t n);
 static ngx_int_t ngx_http_llm_relabel_write(ngx_http_llm_ctx_t *ctx,
     ngx_http_llm_member_t *m, ngx_uint_t n, ngx_uint_t u, json_t *usage,
     size_t len);
 static ngx_int_t ngx_http_llm_relabel_usage(ngx_http_llm_ctx_t *ctx,
-    ngx_http_llm_member_t *u);
+    ngx_http_llm_member_t *u, ngx_http_llm_scan_inner_t *in);
 static ngx_int_t ngx_http_llm_relabel_choices(ngx_http_llm_member_t *c,
     ngx_http_llm_choices_t *ch);
 static ngx_int_t ngx_http_llm_relabel_choice(u_char *value, size_t len,
@@ -61,13 +63,17 @@ ngx_int_t
 ngx_http_llm_emit_answer_bytes(ngx_http_llm_ctx_t *ctx, u_char *data,
     size_t len)
 {
-    json_t                 *usage;
-    ngx_int_t               rc;
-    ngx_uint_t              i, n, list, u;
-    ngx_http_llm_member_t   m[NGX_HTTP_LLM_RELABEL_MAX];
+    json_t                     *usage;
+    ngx_int_t                   rc;
+    ngx_uint_t                  i, n, list, u;
+    ngx_http_llm_member_t       m[NGX_HTTP_LLM_RELABEL_MAX];
+    ngx_http_llm_member_t       um[NGX_HTTP_LLM_RELABEL_MAX];
+    ngx_http_llm_scan_inner_t   in;
 
-    if (ngx_http_llm_scan_object(data, data + len, m,
-                                 NGX_HTTP_LLM_RELABEL_MAX, &n)
+    ngx_http_llm_relabel_inner(&in, um);
+
+    if (ngx_http_llm_scan_object_in(data, data + len, m,
+                                    NGX_HTTP_LLM_RELABEL_MAX, &n, &in)
         != NGX_OK
         || ngx_http_llm_relabel_unique(m, n) != NGX_OK)
     {
@@ -95,7 +101,7 @@ ngx_http_llm_emit_answer_bytes(ngx_http_llm_ctx_t *ctx, u_char *data,
 
     usage = NULL;
 
-    if (ngx_http_llm_relabel_usage(ctx, &m[u]) == NGX_DECLINED) {
+    if (ngx_http_llm_relabel_usage(ctx, &m[u], &in) == NGX_DECLINED) {
 
         /* a usage the scanner does not read alone: jansson's */
 
@@ -142,10 +148,12 @@ ngx_int_t
 ngx_http_llm_emit_chunk_bytes(ngx_http_llm_ctx_t *ctx, u_char *data,
     size_t len)
 {
-    ngx_uint_t              i, n, c, u, id;
-    ngx_pool_t             *pool;
-    ngx_http_llm_member_t   m[NGX_HTTP_LLM_RELABEL_MAX];
-    ngx_http_llm_choices_t  ch;
+    ngx_uint_t                  i, n, c, u, id;
+    ngx_pool_t                 *pool;
+    ngx_http_llm_member_t       m[NGX_HTTP_LLM_RELABEL_MAX];
+    ngx_http_llm_member_t       um[NGX_HTTP_LLM_RELABEL_MAX];
+    ngx_http_llm_choices_t      ch;
+    ngx_http_llm_scan_inner_t   in;
 
     if (ctx->api == NGX_HTTP_LLM_API_MESSAGES) {
         /* an Anthropic client's events are made from the parsed chunk */
@@ -161,8 +169,10 @@ ngx_http_llm_emit_chunk_bytes(ngx_http_llm_ctx_t *ctx, u_char *data,
         return NGX_DECLINED;
     }
 
-    if (ngx_http_llm_scan_object(data, data + len, m,
-                                 NGX_HTTP_LLM_RELABEL_MAX, &n)
+    ngx_http_llm_relabel_inner(&in, um);
+
+    if (ngx_http_llm_scan_object_in(data, data + len, m,
+                                    NGX_HTTP_LLM_RELABEL_MAX, &n, &in)
         != NGX_OK
         || ngx_http_llm_relabel_unique(m, n) != NGX_OK)
     {
@@ -221,7 +231,7 @@ ngx_http_llm_emit_chunk_bytes(ngx_http_llm_ctx_t *ctx, u_char *data,
 
     /* the last step that may decline: it notes the usage when it does not */
 
-    if (u != n && ngx_http_llm_relabel_usage(ctx, &m[u]) != NGX_OK) {
+    if (u != n && ngx_http_llm_relabel_usage(ctx, &m[u], &in) != NGX_OK) {
         return NGX_DECLINED;
     }
 
@@ -261,6 +271,21 @@ ngx_http_llm_emit_chunk_bytes(ngx_http_llm_ctx_t *ctx, u_char *data,
     }
 
     return NGX_OK;
+}
+
+
+/* the scan asked for the usage's members too */
+
+static void
+ngx_http_llm_relabel_inner(ngx_http_llm_scan_inner_t *in,
+    ngx_http_llm_member_t *members)
+{
+    in->name = "usage";
+    in->name_len = sizeof("usage") - 1;
+    in->members = members;
+    in->max = NGX_HTTP_LLM_RELABEL_MAX;
+    in->n = 0;
+    in->found = 0;
 }
 
 
@@ -396,29 +421,26 @@ ngx_http_llm_relabel_write(ngx_http_llm_ctx_t *ctx, ngx_http_llm_member_t *m,
  */
 
 static ngx_int_t
-ngx_http_llm_relabel_usage(ngx_http_llm_ctx_t *ctx, ngx_http_llm_member_t *u)
+ngx_http_llm_relabel_usage(ngx_http_llm_ctx_t *ctx, ngx_http_llm_member_t *u,
+    ngx_http_llm_scan_inner_t *in)
 {
-    u_char                  *p, *last;
     int64_t                  v;
-    ngx_int_t                rc;
-    ngx_uint_t               escaped;
+    ngx_uint_t               i;
     ngx_http_llm_member_t    m, prompt, completion, details;
     ngx_http_llm_attempt_t  *a;
 
-    if (memchr(u->value, '\\', u->value_len) != NULL) {
+    if (!in->found || memchr(u->value, '\\', u->value_len) != NULL) {
         return NGX_DECLINED;
     }
 
-    /* one pass; the last of duplicates wins, as in jansson */
+    /* its members, from the answer's scan; the last of duplicates wins */
 
     ngx_memzero(&prompt, sizeof(ngx_http_llm_member_t));
     ngx_memzero(&completion, sizeof(ngx_http_llm_member_t));
     ngx_memzero(&details, sizeof(ngx_http_llm_member_t));
 
-    p = u->value;
-    last = p + u->value_len;
-
-    while ((rc = ngx_http_llm_scan_pair(&p, last, &m, &escaped)) == NGX_OK) {
+    for (i = 0; i < in->n; i++) {
+        m = in->members[i];
 
         if (ngx_http_llm_key_is(&m, "cost")
             || ngx_http_llm_key_is(&m, "estimated"))
@@ -435,10 +457,6 @@ ngx_http_llm_relabel_usage(ngx_http_llm_ctx_t *ctx, ngx_http_llm_member_t *u)
         } else if (ngx_http_llm_key_is(&m, "prompt_tokens_details")) {
             details = m;
         }
-    }
-
-    if (rc != NGX_DONE) {
-        return NGX_DECLINED;
     }
 
     a = ctx->attempt;

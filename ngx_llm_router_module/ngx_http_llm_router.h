@@ -232,6 +232,18 @@ typedef struct {
 } ngx_http_llm_member_t;
 
 
+/* the members of an object inside the one scanned, wanted too */
+
+typedef struct {
+    const char                 *name;         /* the outer member's key */
+    size_t                      name_len;
+    ngx_http_llm_member_t      *members;
+    ngx_uint_t                  max;
+    ngx_uint_t                  n;
+    ngx_uint_t                  found;        /* such an object was seen */
+} ngx_http_llm_scan_inner_t;
+
+
 /* a member of the client's request as parsed: its bytes and its value */
 
 typedef struct {
@@ -561,6 +573,9 @@ ngx_int_t ngx_http_llm_body_dump(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
     json_t *root, ngx_http_llm_sbuf_t *sb);
 ngx_int_t ngx_http_llm_scan_object(u_char *p, u_char *last,
     ngx_http_llm_member_t *members, ngx_uint_t max, ngx_uint_t *n);
+ngx_int_t ngx_http_llm_scan_object_in(u_char *p, u_char *last,
+    ngx_http_llm_member_t *members, ngx_uint_t max, ngx_uint_t *n,
+    ngx_http_llm_scan_inner_t *inner);
 ngx_int_t ngx_http_llm_scan_next(u_char **pos, u_char *last, u_char **value,
     size_t *len, u_char *type);
 ngx_int_t ngx_http_llm_scan_member(u_char *value, size_t len,

@@ -37,6 +37,9 @@
 #define NGX_HTTP_LLM_SCAN_NUL      2      /* a \u0000 */
 
 
+static ngx_int_t ngx_http_llm_scan_members(u_char **pos, u_char *last,
+    ngx_http_llm_member_t *members, ngx_uint_t max, ngx_uint_t *n,
+    ngx_uint_t level, ngx_http_llm_scan_inner_t *inner);
 static ngx_int_t ngx_http_llm_scan_value(u_char **pos, u_char *last,
     ngx_uint_t level, ngx_uint_t trusted, u_char *type);
 static ngx_int_t ngx_http_llm_scan_skip(u_char **pos, u_char *last);
@@ -61,12 +64,30 @@ ngx_int_t
 ngx_http_llm_scan_object(u_char *p, u_char *last,
     ngx_http_llm_member_t *members, ngx_uint_t max, ngx_uint_t *n)
 {
-    u_char                 *start;
-    ngx_int_t               rc;
-    ngx_uint_t              escaped;
-    ngx_http_llm_member_t  *m;
+    return ngx_http_llm_scan_object_in(p, last, members, max, n, NULL);
+}
+
+
+/*
+ * The same, and the members of the object that is the value of the
+ * member inner->name (the last, if several), found in the same pass:
+ * inner->found, inner->members and inner->n.  Keys with escapes, or more
+ * members than inner->max, in that object too are NGX_DECLINED.
+ */
+
+ngx_int_t
+ngx_http_llm_scan_object_in(u_char *p, u_char *last,
+    ngx_http_llm_member_t *members, ngx_uint_t max, ngx_uint_t *n,
+    ngx_http_llm_scan_inner_t *inner)
+{
+    ngx_int_t  rc;
 
     *n = 0;
+
+    if (inner) {
+        inner->found = 0;
+        inner->n = 0;
+    }
 
     p = ngx_http_llm_scan_space(p, last);
 
@@ -74,11 +95,39 @@ ngx_http_llm_scan_object(u_char *p, u_char *last,
         return NGX_ERROR;
     }
 
-    p = ngx_http_llm_scan_space(p + 1, last);
+    rc = ngx_http_llm_scan_members(&p, last, members, max, n, 1, inner);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    p = ngx_http_llm_scan_space(p, last);
+
+    return (p == last) ? NGX_OK : NGX_ERROR;
+}
+
+
+/*
+ * An object's members, *pos at its '{', then past its '}'; their values
+ * are held by "level" containers.
+ */
+
+static ngx_int_t
+ngx_http_llm_scan_members(u_char **pos, u_char *last,
+    ngx_http_llm_member_t *members, ngx_uint_t max, ngx_uint_t *n,
+    ngx_uint_t level, ngx_http_llm_scan_inner_t *inner)
+{
+    u_char                 *p, *start;
+    ngx_int_t               rc;
+    ngx_uint_t              escaped;
+    ngx_http_llm_member_t  *m;
+
+    *n = 0;
+
+    p = ngx_http_llm_scan_space(*pos + 1, last);
 
     if (p < last && *p == '}') {
-        p = ngx_http_llm_scan_space(p + 1, last);
-        return (p == last) ? NGX_OK : NGX_ERROR;
+        *pos = p + 1;
+        return NGX_OK;
     }
 
     for ( ;; ) {
@@ -118,7 +167,21 @@ ngx_http_llm_scan_object(u_char *p, u_char *last,
 
         m->value = p;
 
-        rc = ngx_http_llm_scan_value(&p, last, 1, 0, &m->type);
+        if (inner && p < last && *p == '{'
+            && m->key_len == inner->name_len
+            && ngx_memcmp(m->key, inner->name, m->key_len) == 0)
+        {
+            m->type = '{';
+            inner->found = 1;
+
+            rc = ngx_http_llm_scan_members(&p, last, inner->members,
+                                           inner->max, &inner->n, level + 1,
+                                           NULL);
+
+        } else {
+            rc = ngx_http_llm_scan_value(&p, last, level, 0, &m->type);
+        }
+
         if (rc != NGX_OK) {
             return rc;
         }
@@ -133,12 +196,7 @@ ngx_http_llm_scan_object(u_char *p, u_char *last,
         }
 
         if (p < last && *p == '}') {
-            p = ngx_http_llm_scan_space(p + 1, last);
-
-            if (p != last) {
-                return NGX_ERROR;
-            }
-
+            *pos = p + 1;
             return NGX_OK;
         }
 
