@@ -178,6 +178,16 @@ ngx_http_llm_scan_members(u_char **pos, u_char *last,
                                            inner->max, &inner->n, level + 1,
                                            NULL);
 
+        } else if (p < last && *p == '"') {
+            /* most members are strings and numbers: without a call */
+            m->type = '"';
+            p++;
+            rc = ngx_http_llm_scan_str(&p, last, &escaped);
+
+        } else if (p < last && (*p == '-' || (*p >= '0' && *p <= '9'))) {
+            m->type = '0';
+            rc = ngx_http_llm_scan_number(&p, last);
+
         } else {
             rc = ngx_http_llm_scan_value(&p, last, level, 0, &m->type);
         }
