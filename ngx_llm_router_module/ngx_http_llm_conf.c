@@ -14,6 +14,8 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_llm_valid_name(ngx_str_t *name, const char *more);
+static void ngx_http_llm_provider_header(ngx_http_llm_provider_t *pr,
+    const char *name, const char *lowcase, const char *value);
 static ngx_int_t ngx_http_llm_load_key(ngx_conf_t *cf, ngx_str_t *spec,
     ngx_str_t *provider, ngx_str_t *key);
 static char *ngx_http_llm_model_line(ngx_conf_t *cf, ngx_command_t *dummy,
@@ -211,7 +213,44 @@ ngx_http_llm_provider(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
+    /* the attempt's headers, Accept's value set for each (JSON or SSE) */
+
+    ngx_http_llm_provider_header(pr, "Content-Type", "content-type",
+                                 "application/json");
+    ngx_http_llm_provider_header(pr, "Accept", "accept", "application/json");
+
+    if (pr->authorization.len) {
+        ngx_http_llm_provider_header(pr, pr->auth_header, pr->auth_lowcase,
+                                     NULL);
+        pr->headers[pr->nheaders - 1].value = pr->authorization;
+    }
+
+    if (pr->format == NGX_HTTP_LLM_FORMAT_ANTHROPIC) {
+        ngx_http_llm_provider_header(pr, "anthropic-version",
+                                     "anthropic-version", "2023-06-01");
+    }
+
     return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_llm_provider_header(ngx_http_llm_provider_t *pr, const char *name,
+    const char *lowcase, const char *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = &pr->headers[pr->nheaders++];
+
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->lowcase_key = (u_char *) lowcase;
+    h->hash = ngx_hash_key(h->lowcase_key, h->key.len);
+
+    if (value) {
+        h->value.data = (u_char *) value;
+        h->value.len = ngx_strlen(value);
+    }
 }
 
 

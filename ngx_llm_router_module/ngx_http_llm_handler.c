@@ -46,8 +46,6 @@ static void ngx_http_llm_cleanup(void *data);
 static ngx_int_t ngx_http_llm_subrequest_headers(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx, ngx_http_llm_endpoint_t *ep,
     ngx_http_headers_in_t *hin);
-static ngx_int_t ngx_http_llm_push_header(ngx_http_headers_in_t *hin,
-    const char *name, const char *lowcase, ngx_str_t *value);
 static ngx_int_t ngx_http_llm_attempt_done(ngx_http_request_t *sr, void *data,
     ngx_int_t rc);
 static void ngx_http_llm_resume(ngx_http_request_t *r);
@@ -1011,11 +1009,16 @@ static ngx_int_t
 ngx_http_llm_subrequest_headers(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     ngx_http_llm_endpoint_t *ep, ngx_http_headers_in_t *hin)
 {
-    ngx_str_t  value;
+    ngx_uint_t                i;
+    ngx_table_elt_t          *h;
+    ngx_http_llm_provider_t  *pr;
 
     ngx_memzero(hin, sizeof(ngx_http_headers_in_t));
 
-    if (ngx_list_init(&hin->headers, r->pool, 4, sizeof(ngx_table_elt_t))
+    pr = ep->provider;
+
+    if (ngx_list_init(&hin->headers, r->pool, NGX_HTTP_LLM_HEADERS,
+                      sizeof(ngx_table_elt_t))
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -1024,65 +1027,20 @@ ngx_http_llm_subrequest_headers(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
     hin->content_length_n = -1;
     hin->keep_alive_n = -1;
 
-    ngx_str_set(&value, "application/json");
+    /* made at configuration (ngx_http_llm_provider()), copied */
 
-    if (ngx_http_llm_push_header(hin, "Content-Type", "content-type", &value)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (ctx->stream) {
-        ngx_str_set(&value, "text/event-stream");
-    }
-
-    if (ngx_http_llm_push_header(hin, "Accept", "accept", &value) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (ep->provider->authorization.len
-        && ngx_http_llm_push_header(hin, ep->provider->auth_header,
-                                    ep->provider->auth_lowcase,
-                                    &ep->provider->authorization)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (ep->provider->format == NGX_HTTP_LLM_FORMAT_ANTHROPIC) {
-        ngx_str_set(&value, "2023-06-01");
-
-        if (ngx_http_llm_push_header(hin, "anthropic-version",
-                                     "anthropic-version", &value)
-            != NGX_OK)
-        {
+    for (i = 0; i < pr->nheaders; i++) {
+        h = ngx_list_push(&hin->headers);
+        if (h == NULL) {
             return NGX_ERROR;
         }
+
+        *h = pr->headers[i];
+
+        if (i == NGX_HTTP_LLM_HEADER_ACCEPT && ctx->stream) {
+            ngx_str_set(&h->value, "text/event-stream");
+        }
     }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_llm_push_header(ngx_http_headers_in_t *hin, const char *name,
-    const char *lowcase, ngx_str_t *value)
-{
-    size_t            len;
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&hin->headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    len = ngx_strlen(name);
-
-    h->key.data = (u_char *) name;
-    h->key.len = len;
-    h->value = *value;
-    h->lowcase_key = (u_char *) lowcase;
-    h->hash = ngx_hash_key(h->lowcase_key, len);
 
     return NGX_OK;
 }

@@ -57,6 +57,12 @@
 #define NGX_HTTP_LLM_MAX_ERROR_BODY     8192
 
 
+/* an attempt's request headers: Content-Type, Accept, the key, a version */
+
+#define NGX_HTTP_LLM_HEADERS         4
+#define NGX_HTTP_LLM_HEADER_ACCEPT   1
+
+
 typedef struct {
     ngx_str_t                   name;
     ngx_str_t                   name_json;    /* "name", quoted */
@@ -66,6 +72,9 @@ typedef struct {
     const char                 *auth_header;  /* its name for the dialect */
     const char                 *auth_lowcase; /* the same, lower case */
     ngx_str_t                   authorization;  /* its value, or empty */
+    ngx_table_elt_t             headers[NGX_HTTP_LLM_HEADERS];
+    ngx_uint_t                  nheaders;     /* the subrequest's, made */
+                                              /* at configuration */
 } ngx_http_llm_provider_t;
 
 
