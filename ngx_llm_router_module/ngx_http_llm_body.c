@@ -43,6 +43,8 @@ static ngx_int_t ngx_http_llm_body_write(ngx_pool_t *pool,
     ngx_http_llm_ctx_t *ctx, ngx_http_llm_sbuf_t *sb);
 static ngx_int_t ngx_http_llm_body_write_fields(ngx_pool_t *pool,
     ngx_http_llm_ctx_t *ctx, ngx_http_llm_sbuf_t *sb);
+static ngx_int_t ngx_http_llm_body_model(ngx_pool_t *pool,
+    ngx_http_llm_ctx_t *ctx, ngx_http_llm_sbuf_t *sb);
 static ngx_int_t ngx_http_llm_body_string(ngx_pool_t *pool, u_char *s,
     size_t len, ngx_http_llm_sbuf_t *sb);
 
@@ -788,7 +790,11 @@ ngx_http_llm_body_write(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
     sb->data[sb->len++] = '{';
 
     if (ctx->body == NULL) {
-        return ngx_http_llm_body_write_fields(pool, ctx, sb);
+        if (ngx_http_llm_body_write_fields(pool, ctx, sb) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        goto close;
     }
 
     for (it = json_object_iter(ctx->body);
@@ -857,6 +863,8 @@ ngx_http_llm_body_write(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
         }
     }
 
+close:
+
     if (ngx_http_llm_sbuf_reserve(pool, sb, 1) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -869,7 +877,8 @@ ngx_http_llm_body_write(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
 
 /*
  * The members as the client wrote them, but the routing fields taken out
- * and the attempt's model id in the place of the client's (or last).
+ * and the attempt's model id in the place of the client's (or last); the
+ * caller writes the braces.
  */
 
 static ngx_int_t
@@ -910,13 +919,7 @@ ngx_http_llm_body_write_fields(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
         {
             model = 1;
 
-            if (ngx_http_llm_body_string(pool,
-                                         (u_char *)
-                                             json_string_value(ctx->model_id),
-                                         json_string_length(ctx->model_id),
-                                         sb)
-                != NGX_OK)
-            {
+            if (ngx_http_llm_body_model(pool, ctx, sb) != NGX_OK) {
                 return NGX_ERROR;
             }
 
@@ -939,23 +942,22 @@ ngx_http_llm_body_write_fields(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
         ngx_memcpy(sb->data + sb->len, "\"model\":", 8);
         sb->len += 8;
 
-        if (ngx_http_llm_body_string(pool,
-                                     (u_char *)
-                                         json_string_value(ctx->model_id),
-                                     json_string_length(ctx->model_id), sb)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+        return ngx_http_llm_body_model(pool, ctx, sb);
     }
-
-    if (ngx_http_llm_sbuf_reserve(pool, sb, 1) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    sb->data[sb->len++] = '}';
 
     return NGX_OK;
+}
+
+
+/* the attempt's model id, a JSON string */
+
+static ngx_int_t
+ngx_http_llm_body_model(ngx_pool_t *pool, ngx_http_llm_ctx_t *ctx,
+    ngx_http_llm_sbuf_t *sb)
+{
+    return ngx_http_llm_body_string(pool,
+                                    (u_char *) json_string_value(ctx->model_id),
+                                    json_string_length(ctx->model_id), sb);
 }
 
 
