@@ -30,6 +30,8 @@
 
 
 static const char *ngx_http_llm_body_raw_name(ngx_uint_t api);
+static ngx_inline ngx_uint_t ngx_http_llm_body_is_raw(
+    ngx_http_llm_member_t *m, const char *raw);
 static ngx_int_t ngx_http_llm_body_twice(ngx_http_request_t *r,
     ngx_http_llm_ctx_t *ctx, ngx_http_llm_member_t *m, ngx_uint_t n,
     const char *raw, json_error_t *err);
@@ -112,9 +114,7 @@ ngx_http_llm_body_parse(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
 
     for (i = 0; i < n; i++) {
 
-        if (m[i].key_len == ngx_strlen(raw)
-            && ngx_memcmp(m[i].key, raw, m[i].key_len) == 0)
-        {
+        if (ngx_http_llm_body_is_raw(&m[i], raw)) {
             /* the last of duplicates wins, as in jansson */
             ctx->raw = m[i];
             ctx->has_raw = 1;
@@ -168,9 +168,7 @@ ngx_http_llm_body_twice(ngx_http_request_t *r, ngx_http_llm_ctx_t *ctx,
 
     for (i = 0; i < n; i++) {
 
-        if (m[i].key_len == ngx_strlen(raw)
-            && ngx_memcmp(m[i].key, raw, m[i].key_len) == 0)
-        {
+        if (ngx_http_llm_body_is_raw(&m[i], raw)) {
             ctx->raw = m[i];
             ctx->has_raw = 1;
             continue;
@@ -448,6 +446,16 @@ ngx_http_llm_body_value(ngx_http_llm_member_t *m, json_error_t *err)
 
     return json_loadb((const char *) m->value, m->value_len,
                       JSON_DECODE_ANY|JSON_ALLOW_NUL, err);
+}
+
+
+/* whether a member is the one kept as the client's bytes */
+
+static ngx_inline ngx_uint_t
+ngx_http_llm_body_is_raw(ngx_http_llm_member_t *m, const char *raw)
+{
+    return m->key_len == ngx_strlen(raw)
+           && ngx_memcmp(m->key, raw, m->key_len) == 0;
 }
 
 
